@@ -1,0 +1,1 @@
+"""vjepa2_ac.datasets"""

@@ -1,0 +1,1 @@
+"""Command-line experiments: data collection, training, planning evaluations, plots and the demo."""

@@ -1,0 +1,1 @@
+"""Training: encoder pretraining, AC-predictor training, probes."""
