@@ -1,0 +1,200 @@
+"""Checkpoints: our own (weights + constructor config) and Meta's official V-JEPA 2 / 2-AC files.
+
+Every file is read with ``torch.load(..., weights_only=True)``; writes are atomic (temporary file in the
+same folder, then ``os.replace``), so an interrupted save never leaves a truncated checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "clean_official_keys",
+    "load_state_dict_strict",
+    "load_official_checkpoint",
+    "OFFICIAL_AC_URL",
+]
+
+FORMAT = "vjepa2_ac"
+FORMAT_VERSION = 1
+# Where Meta publishes the V-JEPA 2-AC ViT-g weights (used only if a caller passes it explicitly).
+OFFICIAL_AC_URL = "https://dl.fbaipublicfiles.com/vjepa2/vjepa2-ac-vitg.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint does not match the module it is loaded into, or is not a valid checkpoint file."""
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path, model_or_state: nn.Module | Mapping[str, torch.Tensor], config: Mapping, **extra
+) -> Path:
+    """Writes ``{"format", "format_version", "config", "state_dict", **extra}`` to ``path`` atomically.
+
+    ``config`` must hold plain Python values (it is read back with ``weights_only=True``); for a
+    :class:`~vjepa2_ac.world_model.WorldModel` it is ``model.config`` (both modules' constructor kwargs and
+    the alignment). ``extra`` entries (e.g. ``step``, ``optimizer``) are stored alongside.
+    """
+    path = Path(path)
+    if isinstance(model_or_state, nn.Module):
+        state = model_or_state.state_dict()
+    elif isinstance(model_or_state, Mapping):
+        state = dict(model_or_state)
+    else:
+        raise TypeError(f"save_checkpoint: expected an nn.Module or a state dict, got {type(model_or_state)}")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"save_checkpoint: config must be a dict, got {type(config).__name__}")
+    for key in ("format", "format_version", "config", "state_dict"):
+        if key in extra:
+            raise ValueError(f"save_checkpoint: extra entry {key!r} is reserved")
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": dict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+        **extra,
+    }
+    _atomic_save(payload, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Reads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a vjepa2_ac checkpoint (no format={FORMAT!r} entry); "
+            "for Meta's files use load_official_checkpoint"
+        )
+    for key in ("config", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} entry")
+    return ckpt
+
+
+def clean_official_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Removes the ``module.`` (DDP) and ``backbone.`` (multi-seq wrapper) parts of official key names."""
+    return {k.replace("module.", "").replace("backbone.", ""): v for k, v in state_dict.items()}
+
+
+def load_state_dict_strict(
+    module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "module"
+) -> None:
+    """Loads ``state_dict`` into ``module`` requiring exactly the same keys and shapes.
+
+    Raises :class:`CheckpointError` listing every missing, unexpected and wrongly shaped key.
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state_dict)
+        if tuple(state_dict[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or shapes:
+        lines = [f"cannot load {what}:"]
+        for title, items in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("wrong shapes", shapes),
+        ):
+            if items:
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
+        raise CheckpointError("\n".join(lines))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def _read_official(path_or_url: str | Path, map_location) -> dict:
+    src = str(path_or_url)
+    if src.startswith(("http://", "https://")):
+        return torch.hub.load_state_dict_from_url(src, map_location=map_location, weights_only=True)
+    path = Path(src)
+    if not path.is_file():
+        raise FileNotFoundError(f"official checkpoint not found: {path}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_official_checkpoint(
+    path: str | Path,
+    encoder: nn.Module | None = None,
+    predictor: nn.Module | None = None,
+    *,
+    encoder_key: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Loads Meta's V-JEPA 2 / 2-AC weights (e.g. ``vjepa2-ac-vitg.pt``) strictly into the given modules.
+
+    Args:
+        path: a local file, or an ``http(s)://`` URL fetched with ``torch.hub.load_state_dict_from_url``
+            (only when a URL is passed explicitly; e.g. :data:`OFFICIAL_AC_URL`).
+        encoder: module built by :func:`vjepa2_ac.build_encoder` with the matching size, or ``None``.
+        predictor: module built by :func:`vjepa2_ac.build_predictor`, or ``None``.
+        encoder_key: entry holding the encoder weights; default ``"target_encoder"`` if present, else
+            ``"encoder"`` (identical in AC checkpoints: the AC stage never updates either encoder).
+
+    A file that is a bare state dict (no ``encoder``/``predictor`` entries) is loaded into the single module
+    given. ``module.`` and ``backbone.`` are removed from key names. A RoPE encoder ignores a ``pos_embed``
+    tensor in the file (official pretraining files carry one). Everything else must match exactly, otherwise a
+    :class:`CheckpointError` lists the missing, unexpected and wrongly shaped keys.
+
+    Returns the cleaned state dicts that were loaded, by role (``"encoder"``, ``"predictor"``).
+    """
+    if encoder is None and predictor is None:
+        raise ValueError("load_official_checkpoint: pass an encoder and/or a predictor to load into")
+    raw = _read_official(path, map_location)
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(raw).__name__}")
+    entries = {k for k in ("encoder", "target_encoder", "predictor") if isinstance(raw.get(k), Mapping)}
+    loaded: dict[str, dict[str, torch.Tensor]] = {}
+    if not entries:
+        # A bare state dict: only unambiguous with one target module.
+        if encoder is not None and predictor is not None:
+            raise CheckpointError(
+                f"{path}: a bare state dict (no encoder/predictor entries) loads into one module at a time"
+            )
+        targets = {"encoder": (encoder, raw)} if encoder is not None else {"predictor": (predictor, raw)}
+    else:
+        targets = {}
+        if encoder is not None:
+            key = encoder_key or ("target_encoder" if "target_encoder" in entries else "encoder")
+            if key not in raw or not isinstance(raw[key], Mapping):
+                raise CheckpointError(f"{path}: no encoder entry {key!r}; entries: {sorted(raw)}")
+            targets["encoder"] = (encoder, raw[key])
+        if predictor is not None:
+            if "predictor" not in entries:
+                raise CheckpointError(f"{path}: no 'predictor' entry; entries: {sorted(raw)}")
+            targets["predictor"] = (predictor, raw["predictor"])
+    for role, (module, sd) in targets.items():
+        clean = clean_official_keys(sd)
+        if role == "encoder" and "pos_embed" in clean and "pos_embed" not in module.state_dict():
+            clean.pop("pos_embed")
+        load_state_dict_strict(module, clean, what=f"{role} from {path}")
+        loaded[role] = clean
+    return loaded

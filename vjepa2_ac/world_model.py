@@ -1,0 +1,283 @@
+"""The V-JEPA 2-AC world model: encode observations, predict the next latent step, roll out a plan.
+
+Shapes: ``z[B, S, N, D]`` are layer-normed (no affine, eps 1e-5) token embeddings of ``S`` time steps with
+``N`` patch tokens each; ``states[B, S, 7]`` and ``actions[B, S, 7]`` follow ``vjepa2_ac.pose``.
+
+Alignment of video frames to predictor time steps:
+
+* ``"subsample"`` (project default): one step per tubelet of ``k = tubelet_size`` real frames;
+  ``S = T // k`` (``T`` must be a multiple of ``k``).
+* ``"duplicate"`` (how the official checkpoints were trained): every frame is duplicated into its own
+  tubelet and encoded separately, so ``S = T``.
+
+A single image is always encoded by duplicating it into a tubelet (:meth:`WorldModel.encode_image`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vjepa2_ac.encoder import VisionTransformer, build_encoder
+from vjepa2_ac.predictor import ACPredictor, KVCache, build_predictor
+
+__all__ = ["WorldModel", "ALIGNMENTS"]
+
+ALIGNMENTS = ("subsample", "duplicate")
+
+
+def _check(name: str, x: torch.Tensor, ndim: int, last: int | None = None) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim or (last is not None and x.shape[-1] != last):
+        want = f"{ndim}-D" + (f" with last dim {last}" if last is not None else "")
+        raise ValueError(f"{name}: expected a {want} tensor, got shape {tuple(x.shape)}")
+
+
+class WorldModel(nn.Module):
+    """Frozen-encoder latent world model ``z_{t+1} = P(z_{<=t}, a_{<=t}, s_{<=t})``.
+
+    Args:
+        encoder: the V-JEPA 2 video encoder (:func:`vjepa2_ac.build_encoder`).
+        predictor: the AC predictor (:func:`vjepa2_ac.build_predictor`); its grid must match the encoder's
+            patch grid and its ``embed_dim`` the encoder width.
+        alignment: ``"subsample"`` or ``"duplicate"`` (see the module docstring).
+    """
+
+    def __init__(
+        self, encoder: VisionTransformer, predictor: ACPredictor, alignment: str = "subsample"
+    ) -> None:
+        super().__init__()
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if encoder.embed_dim != predictor.embed_dim:
+            raise ValueError(
+                f"encoder width {encoder.embed_dim} != predictor embed_dim {predictor.embed_dim}"
+            )
+        if encoder.patch_size != predictor.patch_size:
+            raise ValueError(f"encoder patch_size {encoder.patch_size} != predictor {predictor.patch_size}")
+        self.encoder = encoder
+        self.predictor = predictor
+        self.alignment = alignment
+
+    # -- properties --------------------------------------------------------------------------------
+    @property
+    def tubelet_size(self) -> int:
+        """Frames per encoder tubelet (1 for image encoders)."""
+        return self.encoder.tubelet_size if self.encoder.is_video else 1
+
+    @property
+    def embed_dim(self) -> int:
+        """Width ``D`` of the latent tokens."""
+        return self.encoder.embed_dim
+
+    @property
+    def config(self) -> dict:
+        """Constructor kwargs of both modules plus the alignment: enough to rebuild the model."""
+        return {
+            "encoder": dict(getattr(self.encoder, "config", {})),
+            "predictor": dict(getattr(self.predictor, "config", {})),
+            "alignment": self.alignment,
+        }
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-token layer norm without affine parameters (eps 1e-5), as V-JEPA 2-AC normalises reps."""
+        return F.layer_norm(z, (z.shape[-1],))
+
+    # -- encoding ----------------------------------------------------------------------------------
+    def _encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """``clips[B, C, T, H, W]`` (T a multiple of the tubelet) -> normed ``[B, T//k, N, D]``."""
+        b = clips.shape[0]
+        k = self.tubelet_size
+        if self.encoder.is_video:
+            tokens = self.encoder(clips)  # [B, (T/k)*N, D]
+        else:  # image encoder: every frame on its own
+            frames = clips.permute(0, 2, 1, 3, 4).flatten(0, 1)  # [B*T, C, H, W]
+            tokens = self.encoder(frames).view(b, -1, self.embed_dim)
+        steps = clips.shape[2] // k
+        return self.normalize(tokens.view(b, steps, -1, self.embed_dim))
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Encodes a clip ``video[B, C, T, H, W]`` into ``z[B, S, N, D]`` (``S`` by the alignment)."""
+        _check("video", video, 5)
+        b, c, t, h, w = video.shape
+        k = self.tubelet_size
+        if self.alignment == "subsample":
+            if t % k:
+                raise ValueError(
+                    f"video has T={t} frames, not a multiple of the tubelet size {k} (alignment 'subsample')"
+                )
+            return self._encode_clips(video)
+        # duplicate: [B, C, T, H, W] -> [B*T, C, k, H, W], each frame its own tubelet at time index 0
+        frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, h, w).expand(-1, -1, k, -1, -1)
+        z = self._encode_clips(frames)  # [B*T, 1, N, D]
+        return z.view(b, t, -1, self.embed_dim)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Encodes one frame ``image[B, C, H, W]`` (duplicated into a tubelet) into ``z[B, 1, N, D]``."""
+        _check("image", image, 4)
+        clip = image.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
+        return self._encode_clips(clip)
+
+    # -- prediction --------------------------------------------------------------------------------
+    def predict(
+        self,
+        z: torch.Tensor,
+        actions: torch.Tensor,
+        states: torch.Tensor,
+        extrinsics: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced prediction ``z[B, S, N, D]`` -> ``z_next[B, S, N, D]`` (output s predicts s+1).
+
+        ``actions[B, S, 7]`` (action taken at each step), ``states[B, S, 7]``, optional ``extrinsics[B,S,6]``.
+        """
+        _check("z", z, 4, self.embed_dim)
+        _check("actions", actions, 3, 7)
+        _check("states", states, 3, 7)
+        b, s, n, d = z.shape
+        out = self.predictor(z.reshape(b, s * n, d), actions, states, extrinsics)
+        return self.normalize(out).view(out.shape[0], s, n, d)
+
+    def context_cache(
+        self,
+        z_ctx: torch.Tensor,
+        states_ctx: torch.Tensor,
+        past_actions: torch.Tensor | None,
+        extrinsics_ctx: torch.Tensor | None = None,
+    ) -> KVCache | None:
+        """Key/value cache of context steps ``0 .. S0-2`` (their actions are known); ``None`` if ``S0 == 1``.
+
+        Independent of the planned actions, so a planner computes it once (batch 1) for all samples and
+        iterations and passes it to :meth:`rollout` as ``cache``.
+        """
+        s0 = z_ctx.shape[1]
+        if s0 == 1:
+            return None
+        b, _, n, d = z_ctx.shape
+        ext = extrinsics_ctx[:, : s0 - 1] if extrinsics_ctx is not None else None
+        _, cache = self.predictor.forward_steps(
+            z_ctx[:, : s0 - 1].reshape(b, (s0 - 1) * n, d), past_actions, states_ctx[:, : s0 - 1], ext
+        )
+        return cache
+
+    def rollout(
+        self,
+        z_ctx: torch.Tensor,
+        states_ctx: torch.Tensor,
+        actions: torch.Tensor,
+        past_actions: torch.Tensor | None = None,
+        use_cache: bool = True,
+        extrinsics_ctx: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Autoregressive rollout of ``H`` planned actions from a context.
+
+        Args:
+            z_ctx: ``[B|1, S0, N, D]`` normed context embeddings.
+            states_ctx: ``[B|1, S0, 7]`` context states.
+            actions: ``[B, H, 7]``; ``actions[:, h]`` is taken at token step ``S0 - 1 + h``.
+            past_actions: ``[B|1, S0-1, 7]`` actions between the context steps (``None`` if ``S0 == 1``).
+            use_cache: ``True``: one predictor pass per new step over a per-layer key/value cache.
+                ``False``: re-run the full growing sequence every step (the official planner's semantics).
+            extrinsics_ctx: ``[B|1, S0, 6]`` for predictors with ``use_extrinsics``; the camera is assumed
+                static during the rollout (the last context extrinsics are repeated).
+            cache: optional precomputed :meth:`context_cache` (only with ``use_cache``).
+
+        Returns:
+            ``z_pred[B, H, N, D]`` (normed predictions of steps ``S0 .. S0+H-1``) and ``states[B, H+1, 7]``
+            where ``states[:, 0]`` is the last context state and ``states[:, h+1] = apply_action(states[:, h],
+            actions[:, h])``.
+        """
+        from vjepa2_ac.pose import apply_action
+
+        _check("z_ctx", z_ctx, 4, self.embed_dim)
+        _check("states_ctx", states_ctx, 3, 7)
+        _check("actions", actions, 3, 7)
+        s0, horizon = z_ctx.shape[1], actions.shape[1]
+        if states_ctx.shape[1] != s0:
+            raise ValueError(f"states_ctx has {states_ctx.shape[1]} steps, z_ctx {s0}")
+        if s0 > 1:
+            if past_actions is None:
+                raise ValueError(f"past_actions [B|1, {s0 - 1}, 7] are required for a context of {s0} steps")
+            _check("past_actions", past_actions, 3, 7)
+            if past_actions.shape[1] != s0 - 1:
+                raise ValueError(f"past_actions must have S0-1={s0 - 1} steps, got {past_actions.shape[1]}")
+        if horizon < 1:
+            raise ValueError("actions must contain at least one step (H >= 1)")
+        if self.predictor.use_extrinsics:
+            if extrinsics_ctx is None:
+                raise ValueError("the predictor uses extrinsics: pass extrinsics_ctx [B|1, S0, 6]")
+            _check("extrinsics_ctx", extrinsics_ctx, 3, 6)
+        if cache is not None and not use_cache:
+            raise ValueError("a precomputed cache can only be used with use_cache=True")
+        b = actions.shape[0]
+        n, d = z_ctx.shape[2], z_ctx.shape[3]
+        states = [states_ctx[:, -1].expand(b, -1)]
+        preds = []
+
+        def ext_for(steps: int) -> torch.Tensor | None:
+            if not self.predictor.use_extrinsics:
+                return None
+            e = extrinsics_ctx
+            if steps > s0:
+                e = torch.cat([e, e[:, -1:].expand(-1, steps - s0, -1)], dim=1)
+            return e[:, :steps]
+
+        if use_cache:
+            if cache is None:
+                cache = self.context_cache(z_ctx, states_ctx, past_actions, extrinsics_ctx)
+            z_in, s_in = z_ctx[:, -1], states_ctx[:, -1:]  # [B|1, N, D], [B|1, 1, 7]
+            for h in range(horizon):
+                e = ext_for(s0 + h)
+                e = e[:, -1:] if e is not None else None
+                out, cache = self.predictor.forward_steps(z_in, actions[:, h : h + 1], s_in, e, cache=cache)
+                z_in = self.normalize(out)  # [B, N, D]
+                preds.append(z_in)
+                states.append(apply_action(states[-1], actions[:, h]))
+                s_in = states[-1][:, None]
+        else:
+            z_seq = z_ctx.expand(b, -1, -1, -1)
+            s_seq = states_ctx.expand(b, -1, -1)
+            past = past_actions.expand(b, -1, -1) if s0 > 1 else actions[:, :0]
+            for h in range(horizon):
+                acts = torch.cat([past, actions[:, : h + 1]], dim=1)  # [B, S0+h, 7]
+                steps = s0 + h
+                out = self.predictor(z_seq.reshape(b, steps * n, d), acts, s_seq, ext_for(steps))
+                nxt = self.normalize(out[:, -n:])  # [B, N, D]
+                preds.append(nxt)
+                states.append(apply_action(states[-1], actions[:, h]))
+                z_seq = torch.cat([z_seq, nxt[:, None].to(z_seq.dtype)], dim=1)
+                s_seq = torch.cat([s_seq, states[-1][:, None]], dim=1)
+        return torch.stack(preds, dim=1), torch.stack(states, dim=1)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def save(self, path: str | Path, **extra) -> Path:
+        """Writes weights and :attr:`config` atomically (see :func:`vjepa2_ac.checkpoint.save_checkpoint`)."""
+        from vjepa2_ac.checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self, self.config, **extra)
+
+    @classmethod
+    def from_config(cls, config: dict) -> WorldModel:
+        """Builds an (untrained) model from a :attr:`config` dict."""
+        for key in ("encoder", "predictor"):
+            if not isinstance(config.get(key), dict):
+                raise ValueError(f"world-model config needs a dict entry {key!r} of constructor kwargs")
+        return cls(
+            build_encoder(**config["encoder"]),
+            build_predictor(**config["predictor"]),
+            alignment=config.get("alignment", "subsample"),
+        )
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
+        """Rebuilds a model saved by :meth:`save` and loads its weights strictly."""
+        from vjepa2_ac.checkpoint import load_checkpoint, load_state_dict_strict
+
+        ckpt = load_checkpoint(path, map_location=map_location)
+        model = cls.from_config(ckpt["config"])
+        load_state_dict_strict(model, ckpt["state_dict"], what=f"world model from {path}")
+        return model
