@@ -3,13 +3,14 @@
 Layout of one episode directory (as DROID's ``droid_raw``)::
 
     <episode_dir>/
-        metadata_<uuid>.json          DROID TRAJECTORY_SCHEMA keys (left_mp4_path, trajectory_length, ...)
-        trajectory.h5                 observation/robot_state/{cartesian_position [T,6], gripper_position [T]}
-                                      observation/camera_extrinsics/<serial>_left [T,6]  (if given)
-                                      observation/camera_type/<serial> [T]               (0 = wrist, 1 = exterior)
-                                      observation/timestamp/robot_state/robot_timestamp_{seconds,nanos} [T]
-                                      observation/timestamp/cameras/<serial>_{estimated_capture,frame_received} [T] (ms)
-                                      attrs: success, current_task, building, scene_id, robot_serial_number, ...
+        metadata_<uuid>.json   DROID TRAJECTORY_SCHEMA keys (left_mp4_path, trajectory_length, ...)
+        trajectory.h5
+            observation/robot_state/{cartesian_position [T,6], gripper_position [T]}
+            observation/camera_extrinsics/<serial>_left [T,6]   (if given)
+            observation/camera_type/<serial> [T]                (0 = wrist, 1 = exterior)
+            observation/timestamp/robot_state/robot_timestamp_{seconds,nanos} [T]
+            observation/timestamp/cameras/<serial>_{estimated_capture,frame_received} [T]  (ms)
+            attrs: success, current_task, building, scene_id, robot_serial_number, version_number
         recordings/MP4/<serial>.mp4   H.264, one frame per h5 row
 
 The whole directory is written into a hidden temporary sibling and renamed into place, so a crash never
