@@ -1,0 +1,179 @@
+"""``vjepa2-ac pretrain``: stage 1, V-JEPA masked latent prediction to produce our own encoder.
+
+A context encoder sees the clip minus 3D multi-block tube masks; a small mask-token predictor predicts the
+layer-normed embeddings of the masked tokens given by the target encoder (an EMA of the context encoder)
+on the full clip; L1 loss averaged over the mask families; AdamW with warmup-cosine. Optionally
+(``aux_probe_weight > 0``, not in the paper recipe) every visible context token also has to decode the
+robot state of its time step linearly, which makes the features carry the end-effector position globally.
+
+Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (full training state for ``--resume``),
+``metrics.csv`` (loss, ``emb_std`` = collapse watch), ``tensorboard/`` and ``encoder.pt`` (the EMA target
+encoder in :func:`vjepa2_ac.save_checkpoint` format; pass it to ``vjepa2-ac train --encoder-checkpoint``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vjepa2_ac.training import runtime
+from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config
+from vjepa2_ac.training.loop import Run, train_loop
+from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
+from vjepa2_ac.training.objectives import PretrainObjective, layer_norm, sample_masks
+from vjepa2_ac.training.schedules import build_optimizer
+from vjepa2_ac.training.train_ac import add_common_arguments, load_encoder_weights, overrides_from_args
+
+ENCODER = "encoder.pt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser, "tiny_pretrain")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"vjepa2-ac pretrain: {e}", file=sys.stderr)
+        return 2
+    pretrain(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    return 0
+
+
+def build_models(cfg: PretrainConfig) -> tuple[nn.Module, nn.Module, MaskTokenPredictor]:
+    """Context encoder, EMA target encoder (frozen copy) and mask-token predictor."""
+    from vjepa2_ac import build_encoder
+    from vjepa2_ac.checkpoint import load_official_checkpoint
+
+    act = cfg.run.activation_checkpointing
+    encoder = build_encoder(**cfg.model.encoder.kwargs(act))
+    if cfg.init.official_checkpoint:
+        load_official_checkpoint(cfg.init.official_checkpoint, encoder=encoder)
+    if cfg.init.encoder_checkpoint:
+        load_encoder_weights(encoder, cfg.init.encoder_checkpoint)
+    target = copy.deepcopy(encoder)
+    target.requires_grad_(False)
+    target.use_activation_checkpointing = False
+    mp = cfg.model.mask_predictor
+    predictor = MaskTokenPredictor(
+        encoder.embed_dim,
+        mp.embed_dim,
+        mp.depth,
+        mp.num_heads,
+        mp.mlp_ratio,
+        num_mask_tokens=len(cfg.masks),
+        use_activation_checkpointing=act,
+    )
+    return encoder, target, predictor
+
+
+def state_normaliser(dataset, dims: list[int], seed: int, n: int = 64) -> dict[str, torch.Tensor]:
+    """Mean/std of the probed state dims over up to ``n`` seeded clips (fixed for the run)."""
+    from vjepa2_ac.training.data import SeededItems, _mix
+
+    items = SeededItems(dataset)
+    k = min(n, len(dataset))
+    states = torch.cat([torch.as_tensor(items[(i, _mix(seed, i, 4))]["states"])[:, dims] for i in range(k)])
+    return {"mean": states.mean(0).float(), "std": states.std(0).clamp_min(1e-3).float()}
+
+
+def pretrain(
+    cfg: PretrainConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
+) -> dict[str, Any]:
+    """Run V-JEPA pretraining as configured; returns the loop summary."""
+    from vjepa2_ac.checkpoint import save_checkpoint
+    from vjepa2_ac.training.data import build_dataset, make_loader
+
+    info = runtime.init_distributed(cfg.run.device)
+    try:
+        runtime.seed_everything(cfg.run.seed)
+        encoder, target, predictor = build_models(cfg)
+        aux = cfg.aux_probe_weight > 0
+        objective = PretrainObjective(
+            encoder,
+            predictor,
+            probe_dims=len(cfg.aux_probe_dims),
+            aux_weight=cfg.aux_probe_weight,
+            loss_exp=cfg.loss_exp,
+        ).to(info.device)
+        target.to(info.device).eval()
+        model = objective
+        if info.distributed:
+            ids = [info.device.index] if info.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+        optimizer, scheduler = build_optimizer(objective, cfg.optim)
+        enc = cfg.model.encoder
+        dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
+        modules = {"encoder": encoder, "target_encoder": target, "predictor": predictor}
+        if aux:
+            modules["probe"] = objective.probe
+        run = Run("pretrain", cfg, run_dir, info, modules, optimizer, scheduler)
+        if aux:
+            run.extra["probe_norm"] = state_normaliser(dataset, cfg.aux_probe_dims, cfg.run.seed)
+        dev, bf16 = info.device, cfg.run.bf16
+        grid = (cfg.data.frames_per_clip // enc.tubelet_size, enc.grid, enc.grid)
+        dims = torch.tensor(cfg.aux_probe_dims)
+        total = cfg.optim.total_steps
+
+        def step_fn(step: int, batch: dict[str, Any]) -> dict[str, float]:
+            video = batch["video"].to(dev)
+            b = video.shape[0]
+            with torch.no_grad(), runtime.autocast(dev, bf16):
+                h = layer_norm(target(video).float())  # [B, N, D] targets
+            masks = sample_masks(b, grid, cfg.masks, cfg.run.seed * 7919 + info.rank, step, dev)
+            probe_target = None
+            if aux:
+                norm = run.extra["probe_norm"]
+                st = batch["states"].float()[:, :, dims]  # [B, S, P], one state per tubelet step
+                probe_target = ((st - norm["mean"]) / norm["std"]).to(dev)
+            objective.train()
+            with runtime.autocast(dev, bf16):
+                loss, jepa, aux_loss = model(video, h, masks, grid, probe_target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.zeros(())
+            if cfg.optim.grad_clip > 0:
+                gnorm = nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            # EMA of the context encoder; momentum interpolated linearly over the run.
+            m = cfg.ema[0] + (step + 1) * (cfg.ema[1] - cfg.ema[0]) / total
+            with torch.no_grad():
+                for pt, pc in zip(target.parameters(), encoder.parameters()):
+                    pt.mul_(m).add_(pc.detach(), alpha=1 - m)
+            red = runtime.all_reduce_mean(torch.stack([loss.detach().float(), jepa, aux_loss]).cpu(), info)
+            return {
+                "loss": float(red[0]),
+                "jepa_loss": float(red[1]),
+                "aux_loss": float(red[2]),
+                "emb_std": runtime.embedding_std(h),
+                "ema": m,
+                "grad_norm": float(gnorm),
+            }
+
+        def make_batches(start: int):
+            return make_loader(dataset, cfg.data, cfg.run.seed, info.rank, info.world_size, start)
+
+        summary = train_loop(
+            run,
+            step_fn,
+            make_batches,
+            clips_per_step=cfg.data.batch_size * info.world_size,
+            resume=resume,
+            stop_after_steps=stop_after_steps,
+            desc="pretrain",
+        )
+        if info.is_main and not summary["killed"]:
+            kw = dict(getattr(target, "config", enc.kwargs()))
+            kw["use_activation_checkpointing"] = False
+            save_checkpoint(run_dir / ENCODER, target, kw, step=summary["steps"], role="encoder")
+        return summary
+    finally:
+        runtime.cleanup_distributed()
