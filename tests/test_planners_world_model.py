@@ -1,0 +1,232 @@
+"""World-model energy, rollout parity, MPC loop, baselines and landscapes."""
+
+import numpy as np
+import pytest
+import torch
+
+from vjepa2_ac.encoder import build_encoder
+from vjepa2_ac.planners.base import NonFiniteEnergyError
+from vjepa2_ac.planners.cem import CEM, CEMConfig
+from vjepa2_ac.planners.energy import WorldModelEnergy, WorldModelObjective, latent_distance
+from vjepa2_ac.planners.gradient import GradientConfig, GradientPlanner
+from vjepa2_ac.planners.landscape import energy_landscape, plot_landscape
+from vjepa2_ac.planners.mpc import MPCConfig, SubGoal, run_mpc
+from vjepa2_ac.planners.reference import NaiveWorldModel
+from vjepa2_ac.predictor import build_predictor
+from vjepa2_ac.world_model import WorldModel
+
+
+def tiny_world_model(seed=0, embed=48, img=32):
+    torch.manual_seed(seed)
+    enc = build_encoder(
+        img_size=img,
+        patch_size=8,
+        num_frames=2,
+        tubelet_size=2,
+        embed_dim=embed,
+        depth=1,
+        num_heads=2,
+        use_rope=True,
+    )
+    pred = build_predictor(
+        img_size=img,
+        patch_size=8,
+        num_frames=16,
+        tubelet_size=2,
+        embed_dim=embed,
+        predictor_embed_dim=48,
+        depth=2,
+        num_heads=4,
+    )
+    return WorldModel(enc, pred).eval()
+
+
+@pytest.fixture(scope="module")
+def wm():
+    return tiny_world_model()
+
+
+@pytest.fixture(scope="module")
+def problem(wm):
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        z = wm.encode(torch.randn(1, 3, 4, 32, 32, generator=g))  # [1, 2, 16, 48]
+        goal = wm.encode_image(torch.randn(1, 3, 32, 32, generator=g))[0, 0]
+    states = torch.tensor([[[0.5, 0.0, 0.2, 3.1, 0.1, -1.9, 0.0], [0.52, 0.01, 0.21, 3.1, 0.1, -1.9, 0.0]]])
+    past = torch.tensor([[[0.02, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0]]])
+    actions = (torch.rand(6, 3, 7, generator=g) - 0.5) * 0.1
+    return z, states, goal, past, actions
+
+
+@pytest.mark.parametrize("context_steps", [1, 2])
+def test_cached_and_uncached_rollouts_agree(wm, problem, context_steps):
+    z, states, goal, past, actions = problem
+    kw = dict(z_context=z[:, :context_steps], states_context=states[:, :context_steps], z_goal=goal)
+    if context_steps == 2:
+        kw["past_actions"] = past
+    fast = WorldModelEnergy(wm, use_cache=True, **kw)
+    slow = WorldModelEnergy(wm, use_cache=False, **kw)
+    with torch.no_grad():
+        zf, sf = fast.rollout(actions)
+        zs, ss = slow.rollout(actions)
+    assert zf.shape == (6, 3, 16, 48) and sf.shape == (6, 4, 7)
+    assert (zf - zs).abs().max() < 1e-4
+    assert torch.allclose(sf, ss)
+    assert (fast(actions) - slow(actions)).abs().max() < 1e-5
+    # "all" steps and l2 variants are consistent with the rollout
+    e_all = WorldModelEnergy(wm, steps="all", distance="l2", **kw)(actions)
+    assert torch.allclose(e_all, latent_distance(zf, goal, "l2").mean(1), atol=1e-5)
+
+
+def test_chunked_energy_matches_and_bf16_error_is_small(wm, problem):
+    z, states, goal, _, actions = problem
+    kw = dict(z_context=z[:, :1], states_context=states[:, :1], z_goal=goal)
+    ref = WorldModelEnergy(wm, **kw)(actions)
+    assert torch.allclose(WorldModelEnergy(wm, chunk_size=4, **kw)(actions), ref, atol=1e-6)
+    bf16 = WorldModelEnergy(wm, bf16=True, **kw)(actions)
+    rel = ((bf16 - ref).abs() / ref).max()
+    assert rel < 0.05, f"bf16 energy relative error {rel:.4f}"
+
+
+def test_rollout_parity_fixture_through_energy_path(parity_dir):
+    fx = torch.load(parity_dir / "ac_predictor_tiny.pt", weights_only=True)
+    pred = build_predictor(**fx["kwargs"])
+    pred.load_state_dict(fx["state_dict"])
+    enc = build_encoder(
+        img_size=64,
+        patch_size=8,
+        num_frames=2,
+        tubelet_size=2,
+        embed_dim=96,
+        depth=1,
+        num_heads=4,
+        use_rope=True,
+    )
+    wm = WorldModel(enc, pred).eval()
+    x, states, acts = fx["inputs"]["x"], fx["inputs"]["states"], fx["inputs"]["rollout_actions"]
+    reps, poses = fx["outputs"]["rollout_reps"], fx["outputs"]["rollout_poses"]  # [2, 3*64, 96], [2, 3, 7]
+    goal = torch.zeros(64, 96)
+    naive = NaiveWorldModel(pred)
+    for b in range(2):
+        ctx = x[b : b + 1, :64].reshape(1, 1, 64, 96)
+        want = reps[b, 64:].reshape(1, 2, 64, 96)
+        for use_cache in (True, False):
+            energy = WorldModelEnergy(wm, ctx, states[b, :1], goal, use_cache=use_cache)
+            with torch.no_grad():
+                z_pred, s_pred = energy.rollout(acts[b : b + 1])
+                e = energy(acts[b : b + 1])
+            assert (z_pred - want).abs().max() < 1e-4
+            assert (s_pred - poses[b : b + 1]).abs().max() < 1e-5
+            assert torch.allclose(e, want[:, -1].abs().mean((-1, -2)), atol=1e-5)
+        z_naive, p_naive = naive.rollout(ctx, states[b : b + 1, :1], acts[b : b + 1])
+        assert (z_naive - want).abs().max() < 1e-4 and (p_naive - poses[b : b + 1]).abs().max() < 1e-5
+
+
+def test_cem_and_gradient_through_world_model(wm, problem):
+    z, states, _, _, _ = problem
+    target = torch.tensor([[0.03, -0.02, 0.01, 0, 0, 0, 0.0]])
+    energy0 = WorldModelEnergy(wm, z[:, :1], states[:, :1], torch.zeros(16, 48))
+    with torch.no_grad():
+        goal = energy0.rollout(target[None])[0][0, -1]  # the goal is what the target action produces
+    energy = WorldModelEnergy(wm, z[:, :1], states[:, :1], goal)
+    cem = CEM(CEMConfig.paper(samples=32, iterations=4, topk=8))
+    res_a = cem.plan(energy, 1, generator=torch.Generator().manual_seed(3))
+    res_b = cem.plan(energy, 1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(res_a.actions, res_b.actions)
+    assert res_a.trace["elite_mean"][-1] < res_a.trace["elite_mean"][0]
+    grad = GradientPlanner(GradientConfig(steps=8, restarts=2, lr=0.005)).plan(energy, 1)
+    assert grad.energy < grad.trace["best"][0]
+    nan_goal = torch.full((16, 48), float("nan"))
+    with pytest.raises(NonFiniteEnergyError):
+        CEM(CEMConfig(samples=8, iterations=1, topk=2)).plan(
+            WorldModelEnergy(wm, z[:, :1], states[:, :1], nan_goal), 1
+        )
+
+
+def test_energy_rejects_bad_shapes(wm, problem):
+    z, states, goal, _, _ = problem
+    with pytest.raises(ValueError, match="past_actions"):
+        WorldModelEnergy(wm, z, states, goal)
+    with pytest.raises(ValueError, match="z_goal"):
+        WorldModelEnergy(wm, z[:, :1], states[:, :1], torch.zeros(5, 48))
+    with pytest.raises(ValueError, match="distance"):
+        WorldModelEnergy(wm, z[:, :1], states[:, :1], goal, distance="cos")
+
+
+class PointEnv:
+    """A 64x64 'camera' looking at a point-mass end effector: enough for the MPC protocol."""
+
+    def __init__(self, goal):
+        self.goal = np.asarray(goal, np.float64)
+        self.unwrapped = self
+
+    def _obs(self):
+        img = np.zeros((32, 32, 3), np.uint8)
+        i, j = (np.clip((self.state[:2] + 0.5) * 31, 0, 31)).astype(int)
+        img[i, j] = 255
+        return {"image": img, "state": self.state.astype(np.float32)}
+
+    def reset(self, seed=None, options=None):
+        self.state = np.array([0.0, 0.0, 0.2, 0, 0, 0, 0.0])
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.state[:3] += np.asarray(action[:3], np.float64)
+        self.t += 1
+        dist = float(np.linalg.norm(self.state[:3] - self.goal))
+        return self._obs(), -dist, False, self.t >= 50, {"success": dist < 0.02, "distance": dist}
+
+
+class StateObjective:
+    """Analytic objective: distance of the planned end position to the goal position."""
+
+    def encode_goal(self, goal):
+        return torch.as_tensor(goal, dtype=torch.float32)
+
+    def __call__(self, obs, goal):
+        start = torch.as_tensor(obs["state"][:3])
+        return lambda a: (start + a[..., :3].sum(1) - goal).norm(dim=-1)
+
+
+def test_mpc_loop_reaches_goal_and_switches_subgoals():
+    env = PointEnv([0.1, -0.08, 0.25])
+    planner = CEM(CEMConfig.paper(samples=64, iterations=4, topk=8))
+    res = run_mpc(
+        env, planner, StateObjective(), env.goal, MPCConfig(horizon=2, execute=1, warm_start=True), 20
+    )
+    assert res.success and 2 <= len(res.steps) < 20
+    assert res.actions.shape == (len(res.steps), 7) and np.all(np.abs(res.actions[:, :3]) <= 0.05 + 1e-6)
+    assert res.energies[0] > res.energies[-1] and all(s.replanned for s in res.steps)
+    d = res.to_dict()
+    assert d["success"] and len(d["steps"]) == len(res.steps)
+    # Sub-goals: first go to A for 4 steps (executing 2 actions per plan), then to the final goal.
+    env2 = PointEnv([0.0, 0.1, 0.2])
+    goals = [SubGoal([0.1, 0.0, 0.2], 4), SubGoal(env2.goal, 10)]
+    res2 = run_mpc(env2, planner, StateObjective(), goals, MPCConfig(horizon=2, execute=2))
+    assert [s.goal_index for s in res2.steps[:4]] == [0, 0, 0, 0] and res2.steps[4].goal_index == 1
+    assert [s.replanned for s in res2.steps[:4]] == [True, False, True, False]
+    assert res2.steps[3].state[0] > 0.07 and res2.success
+
+
+def test_mpc_with_world_model_objective(wm):
+    env = PointEnv([0.1, 0.0, 0.2])
+    env.reset()
+    objective = WorldModelObjective(wm)
+    goal_img = np.zeros((32, 32, 3), np.uint8)
+    res = run_mpc(env, CEM(CEMConfig(samples=16, iterations=2, topk=4)), objective, goal_img, MPCConfig(), 3)
+    assert len(res.steps) == 3 and all(np.isfinite(s.energy) for s in res.steps)
+    assert objective.encode_goal(goal_img).shape == (1, 1, 16, 48)
+
+
+def test_landscape_minimum_at_reference(tmp_path):
+    ref = torch.tensor([0.0375, -0.0375, 0.0, 0, 0, 0, 0])
+
+    def energy(a):
+        return (a[:, 0] - ref).abs().sum(-1)
+
+    land = energy_landscape(energy, reference=ref)
+    assert land.energies.shape == (5, 5, 5) and land.best_error < 1e-6
+    assert land.to_dict()["best_energy"] == pytest.approx(0.0, abs=1e-7)
+    plot_landscape(land, tmp_path / "l.png")
+    assert (tmp_path / "l.png").stat().st_size > 1000
