@@ -215,6 +215,10 @@ class VisionTransformer(nn.Module):
                     raise ValueError(f"each mask must be [B={x.shape[0]}, K] indices, got {tuple(m.shape)}")
                 if m.numel() and (int(m.min()) < 0 or int(m.max()) >= n):
                     raise ValueError(f"mask indices must lie in [0, {n}) (tokens of this input)")
+            if len({m.shape[1] for m in masks}) > 1:
+                raise ValueError(
+                    f"masks in a list need the same number of kept tokens, got {[m.shape[1] for m in masks]}"
+                )
             ids = torch.cat(masks, dim=0)  # [B*len(masks), K]
             x = torch.cat([torch.gather(x, 1, m[..., None].expand(-1, -1, x.shape[-1])) for m in masks], 0)
         rope = None
