@@ -423,7 +423,9 @@ class ProbeConfig:
 
     encoder_checkpoint: str = ""  # empty = a randomly initialised encoder (baseline)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)  # used when no checkpoint is given
-    data: DataConfig = field(default_factory=lambda: DataConfig(frames_per_clip=2, batch_size=16))
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(frames_per_clip=2, fps=15.0, crop="none", batch_size=16)
+    )
     head: str = "linear"  # linear | attentive
     finetune: bool = False  # False = frozen encoder (linear probing)
     # h5 datasets of the episode's trajectory.h5 (optionally sliced); their value at the clip's first
@@ -527,7 +529,14 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         key = f"{prefix}.{k}" if prefix else str(k)
         if k not in names:
             raise ConfigError(key, f"unknown key; valid keys here: {', '.join(sorted(names))}")
-        kwargs[k] = _coerce(hints[k], v, key)
+        tp = hints[k]
+        if dataclasses.is_dataclass(tp) and isinstance(v, dict):
+            # A partial section is merged onto this field's default (which may differ from the section
+            # class's defaults, e.g. the pretraining schedule).
+            default = _field_default(cls, k)
+            if default is not None:
+                v = _merge(dataclasses.asdict(default), v)
+        kwargs[k] = _coerce(tp, v, key)
     try:
         return cls(**kwargs)
     except ConfigError as e:
@@ -535,6 +544,20 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if not prefix:
             raise
         raise ConfigError(f"{prefix}.{e.key}", e.msg) from None
+
+
+def _field_default(cls: type, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
