@@ -1,1 +1,50 @@
-"""vjepa2_ac.envs"""
+"""Simulated MuJoCo tabletop tasks (reach, push) with a gymnasium API, scripted experts and collection.
+
+Importing this package registers ``vjepa2_ac/Reach-v0`` and ``vjepa2_ac/Push-v0``::
+
+    import gymnasium as gym
+    import vjepa2_ac.envs  # noqa: F401  (registers the ids)
+
+    env = gym.make("vjepa2_ac/Reach-v0", render_mode="rgb_array", image_size=64)
+
+Headless rendering: ``MUJOCO_GL`` defaults to ``egl`` (Mesa llvmpipe works without a GPU); it must be
+set before MuJoCo is first imported, which is why it is set here before any other import.
+"""
+
+import os
+
+_GL = os.environ.setdefault("MUJOCO_GL", "egl")
+if _GL in ("egl", "osmesa"):
+    os.environ.setdefault("PYOPENGL_PLATFORM", _GL)
+
+from gymnasium.envs.registration import register, registry  # noqa: E402
+
+from vjepa2_ac.envs.tasks import (  # noqa: E402
+    ENV_IDS,
+    MAX_EPISODE_STEPS,
+    TASKS,
+    ArmEnv,
+    ArmEnvConfig,
+    PushEnv,
+    ReachEnv,
+    task_env_id,
+)
+
+for _task, _env_id in ENV_IDS.items():
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point=f"vjepa2_ac.envs.tasks:{TASKS[_task].__name__}",
+            max_episode_steps=MAX_EPISODE_STEPS[_task],
+        )
+
+__all__ = [
+    "ArmEnv",
+    "ArmEnvConfig",
+    "ReachEnv",
+    "PushEnv",
+    "TASKS",
+    "ENV_IDS",
+    "MAX_EPISODE_STEPS",
+    "task_env_id",
+]

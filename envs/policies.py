@@ -1,0 +1,265 @@
+"""Exploration policies for data collection: smooth random Cartesian motion and noisy scripted experts.
+
+Policies act from the env's observation and ``info`` (the experts use privileged simulator positions in
+``info``: ``ee_pos``, ``goal_pos``, ``block_pos``), so they work with plain and vectorised envs. Each
+policy owns a numpy ``Generator``; give it a seed per episode for deterministic episodes.
+
+* :class:`RandomPolicy`: persistent (AR(1)-correlated) Cartesian velocities that bounce off the
+  workspace, plus occasional gripper toggles: wide coverage of the workspace and long straight-ish
+  motions, which a per-step i.i.d. policy would not give.
+* :class:`ReachExpert`: proportional move to the goal with correlated noise.
+* :class:`PushExpert`: closed-loop pusher: lift if needed, go behind the block on the goal line, lower,
+  push toward the goal while steering back onto the line, stop at the goal.
+* :class:`MixedPolicy`: per episode, an expert (with probability ``p_expert``) or random motion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vjepa2_ac.envs import scene
+from vjepa2_ac.envs.tasks import PushEnv
+
+POLICY_NAMES = ("random", "expert", "mixed")
+
+
+class Policy:
+    """Interface: ``reset(seed)`` at the start of an episode, then ``act(obs, info) -> float32[7]``."""
+
+    name = "policy"
+
+    def __init__(self, max_delta_xyz: float = 0.05, seed: int | None = None) -> None:
+        if not (0.0 < max_delta_xyz <= 0.2):
+            raise ValueError(f"max_delta_xyz: expected a value in (0, 0.2] m, got {max_delta_xyz!r}")
+        self.max_delta_xyz = max_delta_xyz
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start a new episode; reseeds the policy's generator when ``seed`` is given."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _action(self, dxyz: np.ndarray, dgrip: float = 0.0) -> np.ndarray:
+        a = np.zeros(7, np.float32)
+        a[:3] = np.clip(dxyz, -self.max_delta_xyz, self.max_delta_xyz)
+        a[6] = dgrip
+        return a
+
+
+class RandomPolicy(Policy):
+    """Smooth random Cartesian motion.
+
+    Velocity ``v_{t+1} = rho * v_t + sqrt(1 - rho^2) * sigma * eps`` per axis (metres per step), reflected
+    when the EE nears the sampling box so that episodes keep moving through the workspace. The gripper
+    target toggles with probability ``p_gripper`` per step. Rotations stay 0 unless ``rot_sigma > 0``.
+    """
+
+    name = "random"
+    LOW = np.array([0.30, -0.30, 0.02])
+    HIGH = np.array([0.75, 0.30, 0.35])
+
+    def __init__(
+        self,
+        sigma: float = 0.03,
+        rho: float = 0.8,
+        p_gripper: float = 0.05,
+        rot_sigma: float = 0.0,
+        max_delta_xyz: float = 0.05,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(max_delta_xyz, seed)
+        if not (0.0 <= rho < 1.0):
+            raise ValueError(f"rho: expected a value in [0, 1), got {rho!r}")
+        if sigma <= 0.0 or rot_sigma < 0.0 or not (0.0 <= p_gripper <= 1.0):
+            raise ValueError(
+                "sigma > 0, rot_sigma >= 0 and p_gripper in [0, 1] expected, "
+                f"got {sigma}, {rot_sigma}, {p_gripper}"
+            )
+        self.sigma, self.rho, self.p_gripper, self.rot_sigma = sigma, rho, p_gripper, rot_sigma
+        self._v = np.zeros(3)
+        self._grip_target: float | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._v = self.rng.normal(0.0, self.sigma, 3)
+        self._grip_target = None
+
+    def act(self, obs, info):
+        state = np.asarray(obs["state"], np.float64)
+        pos = state[:3]
+        self._v = self.rho * self._v + math.sqrt(1.0 - self.rho**2) * self.rng.normal(0.0, self.sigma, 3)
+        # Reflect off the box: push the velocity back inside when at/over a face.
+        self._v = np.where(pos + self._v < self.LOW, np.abs(self._v), self._v)
+        self._v = np.where(pos + self._v > self.HIGH, -np.abs(self._v), self._v)
+        if self._grip_target is None:
+            self._grip_target = float(state[6] > 0.5)
+        if self.rng.random() < self.p_gripper:
+            self._grip_target = 1.0 - self._grip_target
+        a = self._action(self._v, self._grip_target - float(state[6]))
+        if self.rot_sigma > 0.0:
+            # Small rotations, pulled back toward the top-down orientation so angles stay bounded.
+            a[3:6] = self.rng.normal(0.0, self.rot_sigma, 3) - 0.2 * state[3:6]
+        return a
+
+
+class ReachExpert(Policy):
+    """Move the TCP toward ``info["goal_pos"]`` with gain ``gain`` plus AR(1) noise of std ``noise``."""
+
+    name = "expert"
+
+    def __init__(
+        self, gain: float = 0.6, noise: float = 0.0, max_delta_xyz: float = 0.05, seed: int | None = None
+    ):
+        super().__init__(max_delta_xyz, seed)
+        if not (0.0 < gain <= 1.0) or noise < 0.0:
+            raise ValueError(f"gain in (0, 1] and noise >= 0 expected, got gain={gain!r}, noise={noise!r}")
+        self.gain, self.noise = gain, noise
+        self._n = np.zeros(3)
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._n = np.zeros(3)
+
+    def act(self, obs, info):
+        ee = np.asarray(info["ee_pos"], np.float64)
+        goal = np.asarray(info["goal_pos"], np.float64)
+        self._n = (
+            0.7 * self._n + math.sqrt(1 - 0.49) * self.rng.normal(0.0, self.noise, 3)
+            if self.noise
+            else self._n
+        )
+        grip = float(info["goal_state"][6]) - float(obs["state"][6])
+        return self._action(self.gain * (goal - ee) + self._n, grip)
+
+
+class PushExpert(Policy):
+    """Closed-loop scripted pusher (gripper closed).
+
+    With ``d`` the unit vector from the block to the goal, the pre-push point is ``block - d * (contact
+    offset + clearance)``. If the TCP is not behind the block on that line it lifts to ``travel_height``
+    (when near the block), flies above the pre-push point and lowers to ``push_height``; once behind
+    the block and low it moves along ``d`` and steers the contact point back onto the block-goal line.
+    Noise: AR(1) xyz noise of std ``noise`` (metres per step).
+    """
+
+    name = "expert"
+
+    def __init__(
+        self,
+        push_step: float = 0.02,
+        noise: float = 0.0,
+        travel_height: float = 0.10,
+        max_delta_xyz: float = 0.05,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(max_delta_xyz, seed)
+        if not (0.0 < push_step <= max_delta_xyz) or noise < 0.0:
+            raise ValueError(
+                f"push_step in (0, max_delta_xyz] and noise >= 0 expected, got {push_step}, {noise}"
+            )
+        self.push_step, self.noise, self.travel_height = push_step, noise, travel_height
+        self.push_height = PushEnv.PUSH_HEIGHT
+        self.contact = PushEnv.CONTACT_OFFSET
+        self._n = np.zeros(3)
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self._n = np.zeros(3)
+
+    def _target(self, ee: np.ndarray, block: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        to_goal = goal - block
+        dist = float(np.linalg.norm(to_goal))
+        if dist < 0.01:
+            return ee.copy()  # done: hold still
+        d = to_goal / dist
+        rel = ee[:2] - block
+        along = float(rel @ d)  # negative when behind the block
+        lateral = float(rel @ np.array([-d[1], d[0]]))
+        pre = block - d * (self.contact + 0.03)
+        behind = along < -(self.contact - 0.012) and abs(lateral) < 0.02
+        if behind and ee[2] < self.push_height + 0.02:
+            # Push: advance along d at push speed (slow contact, quasi-static pushing), steering the TCP
+            # back onto the block-goal line; close the gap to the block face faster.
+            # Worst-case face distance (a block rotated by 45 degrees) so that contact happens slowly.
+            gap = -along - (scene.BLOCK_HALF * math.sqrt(2.0) + 0.015)
+            step = min(self.push_step + max(gap, 0.0), dist + 0.01)
+            xy = ee[:2] + d * step - 0.5 * lateral * np.array([-d[1], d[0]])
+            return np.array([xy[0], xy[1], self.push_height])
+        near_block = float(np.linalg.norm(rel)) < scene.BLOCK_HALF + 0.07
+        to_pre = float(np.linalg.norm(ee[:2] - pre))
+        if to_pre < 0.012:
+            return np.array([pre[0], pre[1], self.push_height])  # lower at the pre-push point
+        if near_block and ee[2] < self.travel_height - 0.01:
+            return np.array([ee[0], ee[1], self.travel_height])  # lift before moving around the block
+        z = self.travel_height if (near_block or to_pre > 0.06) else max(self.push_height, ee[2] - 0.03)
+        return np.array([pre[0], pre[1], max(z, self.push_height)])
+
+    def act(self, obs, info):
+        ee = np.asarray(info["ee_pos"], np.float64)
+        block = np.asarray(info["block_pos"], np.float64)[:2]
+        goal = np.asarray(info["goal_pos"], np.float64)[:2]
+        target = self._target(ee, block, goal)
+        if self.noise:
+            self._n = 0.7 * self._n + math.sqrt(1 - 0.49) * self.rng.normal(0.0, self.noise, 3)
+        grip = 1.0 - float(obs["state"][6])  # keep the gripper closed: fingers form one pusher
+        return self._action(target - ee + self._n, grip)
+
+
+class MixedPolicy(Policy):
+    """Per episode: the task expert with probability ``p_expert``, else random motion."""
+
+    name = "mixed"
+
+    def __init__(self, expert: Policy, random: RandomPolicy, p_expert: float = 0.5, seed: int | None = None):
+        super().__init__(expert.max_delta_xyz, seed)
+        if not (0.0 <= p_expert <= 1.0):
+            raise ValueError(f"p_expert: expected a value in [0, 1], got {p_expert!r}")
+        self.expert, self.random, self.p_expert = expert, random, p_expert
+        self.current: Policy = expert
+
+    def reset(self, seed: int | None = None) -> None:
+        super().reset(seed)
+        self.current = self.expert if self.rng.random() < self.p_expert else self.random
+        self.current.reset(int(self.rng.integers(2**63 - 1)))
+
+    def act(self, obs, info):
+        return self.current.act(obs, info)
+
+
+def make_policy(task: str, name: str, noise: float | None = None, seed: int | None = None) -> Policy:
+    """Build a named exploration policy for ``task`` (``reach``/``push``).
+
+    ``noise`` sets the expert's xyz noise std in metres (default: 0.005 for ``mixed``/``expert``
+    collection, use 0 for a clean expert).
+    """
+    if task not in ("reach", "push"):
+        raise ValueError(f"task: unknown task {task!r}; valid tasks: reach, push")
+    if name not in POLICY_NAMES:
+        raise ValueError(f"policy: unknown policy {name!r}; valid policies: {', '.join(POLICY_NAMES)}")
+    noise = 0.005 if noise is None else noise
+    expert: Policy = (
+        ReachExpert(noise=noise, seed=seed) if task == "reach" else PushExpert(noise=noise, seed=seed)
+    )
+    if name == "expert":
+        return expert
+    random = RandomPolicy(seed=seed)
+    if name == "random":
+        return random
+    return MixedPolicy(expert, random, seed=seed)
+
+
+__all__ = [
+    "Policy",
+    "RandomPolicy",
+    "ReachExpert",
+    "PushExpert",
+    "MixedPolicy",
+    "make_policy",
+    "POLICY_NAMES",
+]
