@@ -12,15 +12,6 @@ Public API (see ``docs/data.md``):
 Heavy optional modules (``tensorflow_datasets``) are imported only when RLDS is used.
 """
 
-from vjepa2_ac.datasets.alignment import ALIGNMENTS, align_to_tokens, num_token_steps
-from vjepa2_ac.datasets.dataset import ClipConfig, DroidClipDataset, RawDroidDataset, SkipReport
-from vjepa2_ac.datasets.episode import Episode, EpisodeData
-from vjepa2_ac.datasets.errors import DataError
-from vjepa2_ac.datasets.raw import RawEpisode, list_raw_episodes
-from vjepa2_ac.datasets.transforms import VideoTransform
-from vjepa2_ac.datasets.video import VideoReader, write_mp4
-from vjepa2_ac.datasets.writer import write_raw_episode
-
 __all__ = [
     "ALIGNMENTS",
     "align_to_tokens",
@@ -45,12 +36,30 @@ __all__ = [
     "check_dataset",
 ]
 
+# Everything is imported on first use: `vjepa2-ac data check` and the writer then never import torch
+# (seconds on a busy machine), and RLDS never imports tensorflow_datasets unless asked for.
 _LAZY = {
-    "RLDSDroidDataset": "vjepa2_ac.datasets.rlds",
-    "RLDSEpisode": "vjepa2_ac.datasets.rlds",
-    "write_rlds_dataset": "vjepa2_ac.datasets.rlds",
-    "raw_to_rlds": "vjepa2_ac.datasets.rlds",
-    "check_dataset": "vjepa2_ac.datasets.check",
+    "ALIGNMENTS": "alignment",
+    "align_to_tokens": "alignment",
+    "num_token_steps": "alignment",
+    "ClipConfig": "dataset",
+    "DroidClipDataset": "dataset",
+    "RawDroidDataset": "dataset",
+    "RLDSDroidDataset": "dataset",
+    "SkipReport": "dataset",
+    "Episode": "episode",
+    "EpisodeData": "episode",
+    "DataError": "errors",
+    "RawEpisode": "raw",
+    "list_raw_episodes": "raw",
+    "VideoTransform": "transforms",
+    "VideoReader": "video",
+    "write_mp4": "video",
+    "write_raw_episode": "writer",
+    "RLDSEpisode": "rlds",
+    "write_rlds_dataset": "rlds",
+    "raw_to_rlds": "rlds",
+    "check_dataset": "check",
 }
 
 
@@ -58,5 +67,9 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(f"vjepa2_ac.datasets.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'vjepa2_ac.datasets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

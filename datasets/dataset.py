@@ -24,7 +24,7 @@ from vjepa2_ac.datasets.raw import TIME_SOURCES, RawEpisode, list_raw_episodes
 from vjepa2_ac.datasets.sampling import DEFAULT_TOLERANCE_S, clip_offsets, nearest_indices, valid_starts
 from vjepa2_ac.datasets.transforms import VideoTransform
 
-__all__ = ["ClipConfig", "DroidClipDataset", "RawDroidDataset", "SkipReport"]
+__all__ = ["ClipConfig", "DroidClipDataset", "RawDroidDataset", "RLDSDroidDataset", "SkipReport"]
 
 
 @dataclass
@@ -250,6 +250,36 @@ class RawDroidDataset(DroidClipDataset):
             for p in list_raw_episodes(source)
         ]
         super().__init__(episodes, cfg)
+
+
+class RLDSDroidDataset(DroidClipDataset):
+    """Clips from an RLDS DROID dataset (``droid``, ``droid_100``, or one written by
+    :func:`~vjepa2_ac.datasets.rlds.write_rlds_dataset`); read without TensorFlow.
+
+    Args:
+        path: the dataset directory (``.../droid_100/1.0.0`` or a parent of it).
+        split: TFDS split.
+        camera: image feature name (``"exterior_image_1_left"`` default, ``"exterior_image_2_left"``,
+            ``"wrist_image_left"``).
+        config / overrides: :class:`ClipConfig` fields.
+    """
+
+    def __init__(
+        self,
+        path,
+        split: str = "train",
+        camera: str = "exterior_image_1_left",
+        config: ClipConfig | None = None,
+        **overrides,
+    ):
+        cfg = config if config is not None else ClipConfig(**overrides)
+        if config is not None and overrides:
+            cfg = ClipConfig(**{**asdict(config), **overrides})
+        if cfg.time_source == "robot_timestamps":
+            raise ValueError("time_source='robot_timestamps': RLDS DROID has no per-step timestamps")
+        from vjepa2_ac.datasets.rlds import list_rlds_episodes
+
+        super().__init__(list_rlds_episodes(path, split, camera), cfg)
 
 
 def numpy_seed_worker(worker_id: int) -> None:  # pragma: no cover - used by DataLoader users

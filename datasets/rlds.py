@@ -26,18 +26,15 @@ import shutil
 import struct
 import uuid as uuid_lib
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from vjepa2_ac.datasets.dataset import ClipConfig, DroidClipDataset
 from vjepa2_ac.datasets.episode import Episode, EpisodeData, check_states
 from vjepa2_ac.datasets.errors import DataError
 from vjepa2_ac.datasets.writer import DROID_CONTROL_HZ
 
 __all__ = [
-    "RLDSDroidDataset",
     "RLDSEpisode",
     "write_rlds_dataset",
     "raw_to_rlds",
@@ -293,33 +290,6 @@ def list_rlds_episodes(path: str | os.PathLike, split: str = "train", camera: st
     """All episodes of ``split`` of the RLDS dataset at or below ``path``."""
     source = _Source(find_rlds_dir(path), split)
     return [RLDSEpisode(source, f, o, n, i, camera) for i, (f, o, n) in enumerate(source.index())]
-
-
-class RLDSDroidDataset(DroidClipDataset):
-    """Clips from an RLDS DROID dataset (``droid``, ``droid_100``, or written by :func:`write_rlds_dataset`).
-
-    Args:
-        path: the dataset directory (``.../droid_100/1.0.0`` or a parent of it).
-        split: TFDS split.
-        camera: image feature name (``"exterior_image_1_left"`` default, ``"exterior_image_2_left"``,
-            ``"wrist_image_left"``).
-        config / overrides: :class:`~vjepa2_ac.datasets.dataset.ClipConfig` fields.
-    """
-
-    def __init__(
-        self,
-        path,
-        split: str = "train",
-        camera: str = DROID_IMAGE_FEATURES[0],
-        config: ClipConfig | None = None,
-        **overrides,
-    ):
-        cfg = config if config is not None else ClipConfig(**overrides)
-        if config is not None and overrides:
-            cfg = ClipConfig(**{**asdict(config), **overrides})
-        if cfg.time_source == "robot_timestamps":
-            raise ValueError("time_source='robot_timestamps': RLDS DROID has no per-step timestamps")
-        super().__init__(list_rlds_episodes(path, split, camera), cfg)
 
 
 # -- writing ----------------------------------------------------------------------------------------

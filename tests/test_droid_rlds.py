@@ -10,9 +10,8 @@ import pytest
 import torch
 from droid_helpers import coded_frames, decode_index, make_episode, smooth_states
 
-from vjepa2_ac.datasets import DataError, RawDroidDataset
+from vjepa2_ac.datasets import DataError, RawDroidDataset, RLDSDroidDataset
 from vjepa2_ac.datasets.rlds import (
-    RLDSDroidDataset,
     crc32c,
     raw_to_rlds,
     tfrecord_index,
