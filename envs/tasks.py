@@ -413,16 +413,51 @@ class ArmEnv(gym.Env):
             return np.zeros((size, size, 3), np.uint8)
         return self._render(self.data)
 
+    def _camera_id_of(self, camera: str) -> int:
+        if camera not in scene.CAMERA_NAMES:
+            valid = ", ".join(scene.CAMERA_NAMES)
+            raise ValueError(f"camera: unknown camera {camera!r}; valid cameras: {valid}")
+        return mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+
+    def render_camera(self, camera: str, goal: bool = False) -> np.ndarray:
+        """Render the current scene (or the goal configuration) from another camera, same image size."""
+        cam = self._camera_id_of(camera)
+        size = self.config.image_size
+        if not self.config.render_images:
+            return np.zeros((size, size, 3), np.uint8)
+        if self._renderer is None:
+            self._renderer = mujoco.Renderer(self.model, height=size, width=size)
+        data = self.data
+        if goal:
+            self._pose_goal_data()
+            data = self._goal_data
+        self._renderer.update_scene(data, camera=cam)
+        return self._renderer.render().copy()
+
+    def camera_extrinsics(self, camera: str) -> np.ndarray:
+        """Camera pose ``[x, y, z, roll, pitch, yaw]`` in the robot base frame, OpenCV axes.
+
+        OpenCV camera axes (x right, y down, z forward), i.e. MuJoCo's camera frame (x right, y up,
+        looking along -z) rotated by pi about x; euler angles in the :mod:`vjepa2_ac.pose` convention.
+        """
+        cam = self._camera_id_of(camera)
+        rot = self.data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+        return np.concatenate([self.data.cam_xpos[cam], matrix_to_euler(rot)])
+
     def goal_state(self) -> np.ndarray:
         """7-D EE state of the goal configuration (float64)."""
         if self._episode is None:
             raise RuntimeError("goal_state() called before reset()")
         if self._goal_state is None:
-            mujoco.mj_resetData(self.model, self._goal_data)
-            self._apply_goal(self._goal_data)
-            mujoco.mj_kinematics(self.model, self._goal_data)
+            self._pose_goal_data()
             self._goal_state = self._state_of(self._goal_data)
         return self._goal_state.copy()
+
+    def _pose_goal_data(self) -> None:
+        """Put the scratch ``_goal_data`` in the goal configuration (arm visuals included)."""
+        mujoco.mj_resetData(self.model, self._goal_data)
+        self._apply_goal(self._goal_data)
+        self._pose_visuals(self._goal_data)
 
     def goal_image(self) -> np.ndarray:
         """uint8 ``[H, W, 3]`` image of the scene in the goal configuration (same camera and size)."""
@@ -433,9 +468,7 @@ class ArmEnv(gym.Env):
             if not self.config.render_images:
                 self._goal_image = np.zeros((size, size, 3), np.uint8)
             else:
-                mujoco.mj_resetData(self.model, self._goal_data)
-                self._apply_goal(self._goal_data)
-                self._pose_visuals(self._goal_data)
+                self._pose_goal_data()
                 self._goal_image = self._render(self._goal_data)
         return self._goal_image.copy()
 
