@@ -8,6 +8,7 @@ An error while loading a sample raises; it never silently substitutes another ep
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -257,7 +258,7 @@ class RLDSDroidDataset(DroidClipDataset):
     :func:`~vjepa2_ac.datasets.rlds.write_rlds_dataset`); read without TensorFlow.
 
     Args:
-        path: the dataset directory (``.../droid_100/1.0.0`` or a parent of it).
+        path: the dataset directory (``.../droid_100/1.0.0`` or a parent of it), or a list of them.
         split: TFDS split.
         camera: image feature name (``"exterior_image_1_left"`` default, ``"exterior_image_2_left"``,
             ``"wrist_image_left"``).
@@ -279,7 +280,8 @@ class RLDSDroidDataset(DroidClipDataset):
             raise ValueError("time_source='robot_timestamps': RLDS DROID has no per-step timestamps")
         from vjepa2_ac.datasets.rlds import list_rlds_episodes
 
-        super().__init__(list_rlds_episodes(path, split, camera), cfg)
+        paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+        super().__init__([ep for p in paths for ep in list_rlds_episodes(p, split, camera)], cfg)
 
 
 def numpy_seed_worker(worker_id: int) -> None:  # pragma: no cover - used by DataLoader users

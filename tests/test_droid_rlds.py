@@ -69,6 +69,7 @@ def test_rlds_clips_exact_frames_states_and_match_raw(rlds):
         r = raw[i]
         torch.testing.assert_close(s["actions"], r["actions"])
         assert (s["video"] - r["video"]).abs().mean() < 0.05  # JPEG vs H.264, same frames
+    assert len(RLDSDroidDataset([version_dir, root / "rlds"], **SMALL)) == 6  # several datasets at once
     wrist = RLDSDroidDataset(version_dir, camera="wrist_image_left", alignment="duplicate", **SMALL)
     s = wrist[0]
     assert s["states"].shape == (8, 7)
