@@ -343,6 +343,7 @@ def write_rlds_dataset(
     split: str = "train",
     episodes_per_shard: int = 100,
     jpeg_quality: int = 95,
+    file_format: str = "tfrecord",
     overwrite: bool = False,
 ) -> Path:
     """Write episodes as a DROID-layout RLDS (TFRecord) dataset, without TensorFlow.
@@ -352,6 +353,7 @@ def write_rlds_dataset(
     optional ``action [T, 7]`` (default: the DROID-style commanded next pose
     ``[cartesian_position[t+1], gripper[t+1]]``, last step repeated), ``language_instruction`` (str),
     ``file_path`` and ``recording_folderpath`` (str). Steps are assumed to be at DROID's 15 Hz.
+    ``file_format`` is ``"tfrecord"`` (DROID's format) or ``"array_record"`` (random access).
 
     The dataset is written into a temporary directory and renamed to ``out_dir/name/version``.
 
@@ -367,6 +369,8 @@ def write_rlds_dataset(
         raise FileExistsError(f"{final}: RLDS dataset already exists (pass overwrite=True)")
     if episodes_per_shard < 1:
         raise ValueError(f"episodes_per_shard: expected >= 1, got {episodes_per_shard}")
+    if file_format not in ("tfrecord", "array_record"):
+        raise ValueError(f"file_format: expected 'tfrecord' or 'array_record', got {file_format!r}")
     tmp = final.parent / f".{version}.tmp-{os.getpid()}-{uuid_lib.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -387,9 +391,9 @@ def write_rlds_dataset(
                 if f is not None:
                     f.close()
                 shards.append(tmp / f"shard-{len(shards):05d}")
-                f = open(shards[-1], "wb")
+                f = _ShardWriter(shards[-1], file_format)
                 shard_lengths.append(0)
-            f.write(_tfrecord_frame(payload))
+            f.write(payload)
             shard_lengths[-1] += 1
             count += 1
         if f is not None:
@@ -398,7 +402,7 @@ def write_rlds_dataset(
             raise ValueError("episodes: nothing to write")
         total = len(shards)
         for i, p in enumerate(shards):
-            p.rename(tmp / f"{name}-{split}.tfrecord-{i:05d}-of-{total:05d}")
+            p.rename(tmp / f"{name}-{split}.{file_format}-{i:05d}-of-{total:05d}")
         num_bytes = sum(p.stat().st_size for p in tmp.iterdir())
         split_info = tfds.core.SplitInfo(name=split, shard_lengths=shard_lengths, num_bytes=num_bytes)
         tfds.folder_dataset.write_metadata(
@@ -418,6 +422,23 @@ def write_rlds_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+class _ShardWriter:
+    def __init__(self, path: Path, file_format: str):
+        self.format = file_format
+        if file_format == "tfrecord":
+            self._f = open(path, "wb")
+        else:
+            from array_record.python import array_record_module
+
+            self._f = array_record_module.ArrayRecordWriter(str(path), "group_size:1")
+
+    def write(self, payload: bytes) -> None:
+        self._f.write(_tfrecord_frame(payload) if self.format == "tfrecord" else payload)
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def _rename_dataset(version_dir: Path, name: str) -> None:

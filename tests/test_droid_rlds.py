@@ -145,3 +145,30 @@ def test_short_rlds_episode_is_reported(tmp_path):
     assert episode.endswith("#1") and "too short" in problem
     info = json.loads((d / "dataset_info.json").read_text())
     assert info["splits"][0]["shardLengths"] == ["2"]
+
+
+def test_array_record_format(tmp_path):
+    eps = [
+        {
+            "frames": {"exterior_image_1_left": coded_frames(40)},
+            "cartesian_position": smooth_states(40)[:, :6],
+            "gripper_position": smooth_states(40)[:, 6],
+        }
+        for _ in range(2)
+    ]
+    d = write_rlds_dataset(tmp_path, eps, name="ar", file_format="array_record")
+    assert sorted(p.name for p in d.glob("ar-train.*")) == ["ar-train.array_record-00000-of-00001"]
+    ds = RLDSDroidDataset(d, **SMALL)
+    s = ds[1]
+    assert ds.episodes[1].path.endswith("#1")
+    assert decode_index(ds.episodes[1].read_frames(s["frame_indices"].numpy())) == [
+        0,
+        4,
+        7,
+        11,
+        15,
+        19,
+        22,
+        26,
+    ]
+    torch.testing.assert_close(s["states"], torch.from_numpy(smooth_states(40)[[0, 7, 15, 22]]).float())
