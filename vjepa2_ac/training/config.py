@@ -508,6 +508,11 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*", value):
             num, den = value.split("/")
             return float(num) / float(den)  # e.g. mlp_ratio "48/11" exactly as the official factory
+        if isinstance(value, str):
+            try:
+                return float(value)  # PyYAML reads "3e-3" (no dot) as a string
+            except ValueError:
+                _fail(key, f"expected a number, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(key, f"expected a number, got {value!r}")
         return float(value)

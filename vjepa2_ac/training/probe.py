@@ -116,6 +116,12 @@ def load_encoder(path: str | None, fallback_kwargs: dict[str, Any]) -> nn.Module
     return encoder
 
 
+def _h5_datasets(f: h5py.File) -> list[str]:
+    names: list[str] = []
+    f.visititems(lambda n, obj: names.append(n) if isinstance(obj, h5py.Dataset) else None)
+    return names
+
+
 _KEY = re.compile(r"^(?P<name>[^\[\]]+)(\[(?P<a>-?\d*):(?P<b>-?\d*)\])?$")
 
 
@@ -140,8 +146,7 @@ class H5Targets:
             with h5py.File(path, "r") as f:
                 for name, sl in self.specs:
                     if name not in f:
-                        keys: list[str] = []
-                        f.visit(lambda n: keys.append(n) if isinstance(f[n], h5py.Dataset) else None)
+                        keys = _h5_datasets(f)
                         raise KeyError(f"{path}: no h5 dataset {name!r} (probe target); available: {keys}")
                     arr = np.asarray(f[name][()], dtype=np.float64)
                     arr = arr.reshape(len(arr), -1)[:, sl]
@@ -246,6 +251,11 @@ def probe(cfg: ProbeConfig, out_dir: Path) -> dict[str, Any]:
     if not cfg.finetune:
         encoder.eval().requires_grad_(False)
         feats = _embed(encoder, video, dev, bf16)  # [M, N, D]
+        if cfg.head == "linear":
+            # Frozen features + linear head: solved exactly (ridge), penalty chosen on held-out episodes.
+            pred, lam = fit_ridge(feats.flatten(1), yn, tr, eps, cfg.run.seed)
+            pred = pred[val] * std + mean
+            return _finish(cfg, out_dir, evaluate(pred, y[val], mean), tr, val, feats, ridge_lambda=lam)
     n_tok = (
         (video.shape[2] // tub)
         * (video.shape[3] // encoder.patch_size)
@@ -287,7 +297,38 @@ def probe(cfg: ProbeConfig, out_dir: Path) -> dict[str, Any]:
             with runtime.autocast(dev, bf16):
                 preds.append(head(features(val_idx[j : j + 64], False)).float().cpu())
     pred = torch.cat(preds) * std + mean
-    res = evaluate(pred, y[val], mean)
+    return _finish(cfg, out_dir, evaluate(pred, y[val], mean), tr, val, None if cfg.finetune else feats)
+
+
+def fit_ridge(
+    x: torch.Tensor, y: torch.Tensor, train: torch.Tensor, eps: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, float]:
+    """Ridge regression ``y ~ x`` fitted on ``train`` rows; the penalty (relative to the mean feature
+    energy) is chosen on 25% of the training episodes held out, then refitted on all training rows.
+    Returns predictions for every row and the chosen penalty."""
+    x = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], 1)
+    y = y.double()
+    train_eps = torch.unique(eps[train])
+    g = torch.Generator().manual_seed(seed + 1)
+    held = set(train_eps[torch.randperm(len(train_eps), generator=g)[: max(1, len(train_eps) // 4)]].tolist())
+    inner_val = train & torch.tensor([int(e) in held for e in eps])
+    inner_tr = train & ~inner_val
+    if not inner_tr.any():
+        inner_tr = inner_val = train
+
+    def solve(rows: torch.Tensor, lam: float) -> torch.Tensor:
+        a = x[rows]
+        gram = a.T @ a
+        reg = lam * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        return torch.linalg.solve(gram + reg, a.T @ y[rows])
+
+    lams = [10.0**k for k in range(-4, 3)]
+    errs = [float(((x[inner_val] @ solve(inner_tr, lam) - y[inner_val]) ** 2).mean()) for lam in lams]
+    lam = lams[int(np.argmin(errs))]
+    return (x @ solve(train, lam)).float(), lam
+
+
+def _finish(cfg, out_dir, res, tr, val, feats, **extra) -> dict[str, Any]:
     res.update(
         head=cfg.head,
         finetune=cfg.finetune,
@@ -295,7 +336,8 @@ def probe(cfg: ProbeConfig, out_dir: Path) -> dict[str, Any]:
         targets=list(cfg.targets),
         train_clips=int(tr.sum()),
         val_clips=int(val.sum()),
-        emb_std=runtime.embedding_std(feats) if not cfg.finetune else None,
+        emb_std=runtime.embedding_std(feats) if feats is not None else None,
+        **extra,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out_dir / "config.yaml")
