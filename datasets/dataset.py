@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -142,6 +143,7 @@ class DroidClipDataset(Dataset):
         if not self.episodes:
             raise ValueError("episodes: the dataset has no episodes")
         self.skip_report = SkipReport(total=len(self.episodes))
+        self.cache_size = 1024
         if config.on_error == "skip":
             self._drop_bad_episodes()
 
@@ -182,6 +184,25 @@ class DroidClipDataset(Dataset):
             )
         return data
 
+    def _episode_data(self, index: int) -> EpisodeData:
+        # Per-process LRU of the small per-step arrays (a DROID episode's states are ~20 kB): repeated
+        # clips from one episode skip re-reading the h5 and re-probing the video, and a trim warning is
+        # shown once per episode rather than once per clip. Frames are never cached.
+        cache = self.__dict__.setdefault("_data_cache", OrderedDict())
+        if index in cache:
+            cache.move_to_end(index)
+            return cache[index]
+        data = self.validate(self.episodes[index])
+        cache[index] = data
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return data
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_data_cache", None)  # workers start with an empty cache
+        return state
+
     def __len__(self) -> int:
         return len(self.episodes)
 
@@ -194,7 +215,7 @@ class DroidClipDataset(Dataset):
         """Clip of episode ``index`` starting at ``start_time`` seconds (default: by ``config.start``)."""
         cfg = self.config
         ep = self.episodes[index]
-        data = self.validate(ep)
+        data = self._episode_data(index)
         offsets = clip_offsets(cfg.frames_per_clip, cfg.fps)
         if start_time is None:
             starts = valid_starts(data.timestamps, cfg.span_s, cfg.time_tolerance_s)
