@@ -22,13 +22,18 @@ import time
 import numpy as np
 
 
-def _timed(fn, n: int) -> float:
-    """Calls per second of ``fn`` over ``n`` calls (after one warm-up call)."""
+def _timed(fn, n: int) -> tuple[float, float]:
+    """Calls per second of ``fn`` over ``n`` calls (after one warm-up call): wall clock and per CPU second.
+
+    The CPU-time rate (this process, all threads) is the robust number on a shared machine: wall-clock
+    rates drop when other processes compete for the cores.
+    """
     fn()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         fn()
-    return n / (time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, n / max(cpu, 1e-9)
 
 
 def speed_table(sizes: list[int], steps: int, task: str = "push") -> list[dict]:
@@ -42,40 +47,29 @@ def speed_table(sizes: list[int], steps: int, task: str = "push") -> list[dict]:
     env.reset(seed=0)
     m, d = env.model, env.data
     n_raw = steps * env.config.physics_substeps
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     mujoco.mj_step(m, d, nstep=n_raw)
-    rows.append({"what": "mj_step (raw physics)", "size": "-", "per_s": n_raw / (time.perf_counter() - t0)})
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows.append(
+        {"what": "mj_step (raw physics)", "size": "-", "per_s": n_raw / wall, "per_cpu_s": n_raw / cpu}
+    )
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = rng.uniform(-0.02, 0.02, (steps + 1, 7)).astype(np.float32)
     actions[:, 3:] = 0.0
     it = iter(range(10**9))
-    rows.append(
-        {
-            "what": f"env.step physics only ({env.config.physics_substeps} substeps)",
-            "size": "-",
-            "per_s": _timed(lambda: env.step(actions[next(it) % len(actions)]), steps),
-        }
-    )
+    rate = _timed(lambda: env.step(actions[next(it) % len(actions)]), steps)
+    what = f"env.step physics only ({env.config.physics_substeps} substeps)"
+    rows.append({"what": what, "size": "-", "per_s": rate[0], "per_cpu_s": rate[1]})
     env.close()
     for size in sizes:
         env = TASKS[task](image_size=size)
         env.reset(seed=0)
-        rows.append(
-            {
-                "what": "render frame",
-                "size": size,
-                "per_s": _timed(lambda e=env: e.render_camera(e.config.camera), steps),
-            }
-        )
+        rate = _timed(lambda e=env: e.render_camera(e.config.camera), steps)
+        rows.append({"what": "render frame", "size": size, "per_s": rate[0], "per_cpu_s": rate[1]})
         counter = iter(range(10**9))
-        rows.append(
-            {
-                "what": "env.step + render",
-                "size": size,
-                "per_s": _timed(lambda e=env, c=counter: e.step(actions[next(c) % len(actions)]), steps),
-            }
-        )
+        rate = _timed(lambda e=env, c=counter: e.step(actions[next(c) % len(actions)]), steps)
+        rows.append({"what": "env.step + render", "size": size, "per_s": rate[0], "per_cpu_s": rate[1]})
         env.close()
     return rows
 
@@ -169,9 +163,15 @@ def run(args: argparse.Namespace) -> int:
         f"\nSimulator speed ({args.task} scene, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, "
         f"{os.cpu_count()} CPUs)"
     )
-    print(f"{'measurement':<40} {'size':>6} {'per second':>12}")
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    result["machine"]["load_average_1min"] = load
+    print(f"(1-min load average {load:.1f}; 'per CPU second' is robust to other processes sharing the cores)")
+    print(f"{'measurement':<40} {'size':>6} {'per wall second':>16} {'per CPU second':>15}")
     for r in speed:
-        print(f"{r['what']:<40} {str(r['size']):>6} {r['per_s']:>12.1f}")
+        print(f"{r['what']:<40} {str(r['size']):>6} {r['per_s']:>16.1f} {r['per_cpu_s']:>15.1f}")
     if args.episodes:
         rows, tracking = success_table(args.episodes)
         result["success"], result["tracking"] = rows, tracking

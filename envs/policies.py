@@ -212,24 +212,47 @@ class PushExpert(Policy):
 
 
 class MixedPolicy(Policy):
-    """Per episode: the task expert with probability ``p_expert``, else random motion."""
+    """Per episode: the task expert with probability ``p_expert``, else random motion.
+
+    Expert episodes are perturbed: with probability ``p_burst`` per step a burst of 2-6 random-motion
+    steps replaces the expert, so the data also shows recoveries and off-nominal contacts.
+    """
 
     name = "mixed"
 
-    def __init__(self, expert: Policy, random: RandomPolicy, p_expert: float = 0.5, seed: int | None = None):
+    def __init__(
+        self,
+        expert: Policy,
+        random: RandomPolicy,
+        p_expert: float = 0.5,
+        p_burst: float = 0.05,
+        seed: int | None = None,
+    ):
         super().__init__(expert.max_delta_xyz, seed)
-        if not (0.0 <= p_expert <= 1.0):
-            raise ValueError(f"p_expert: expected a value in [0, 1], got {p_expert!r}")
-        self.expert, self.random, self.p_expert = expert, random, p_expert
+        if not (0.0 <= p_expert <= 1.0) or not (0.0 <= p_burst <= 1.0):
+            raise ValueError(
+                f"p_expert and p_burst: expected values in [0, 1], got {p_expert!r}, {p_burst!r}"
+            )
+        self.expert, self.random, self.p_expert, self.p_burst = expert, random, p_expert, p_burst
         self.current: Policy = expert
+        self._burst = 0
 
     def reset(self, seed: int | None = None) -> None:
         super().reset(seed)
         self.current = self.expert if self.rng.random() < self.p_expert else self.random
-        self.current.reset(int(self.rng.integers(2**63 - 1)))
+        self.expert.reset(int(self.rng.integers(2**63 - 1)))
+        self.random.reset(int(self.rng.integers(2**63 - 1)))
+        self._burst = 0
 
     def act(self, obs, info):
-        return self.current.act(obs, info)
+        if self.current is self.random:
+            return self.random.act(obs, info)
+        if self._burst == 0 and self.rng.random() < self.p_burst:
+            self._burst = int(self.rng.integers(2, 7))
+        if self._burst > 0:
+            self._burst -= 1
+            return self.random.act(obs, info)
+        return self.expert.act(obs, info)
 
 
 def make_policy(task: str, name: str, noise: float | None = None, seed: int | None = None) -> Policy:

@@ -19,10 +19,8 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
-import torch
 from gymnasium import spaces
 
-from vjepa2_ac import pose as pose_math
 from vjepa2_ac.envs import scene
 
 # EE workspace (TCP position) and orientation limits of the commanded pose.
@@ -34,23 +32,40 @@ EULER_LIMIT = np.array([0.4, 0.4, math.pi / 2])
 MOVE_FRACTION = 0.6
 
 
-# ---- numpy wrappers around the torch pose maths (float64, one pose at a time) ---------------------------
+# ---- pose maths in numpy (float64, one pose at a time) ---------------------------------------------------
+# Scalar mirrors of vjepa2_ac.pose (same conventions, including scipy's gimbal-lock choice); calling the
+# batched torch versions costs ~1 ms per env step in tensor overhead. tests/test_envs.py checks that both
+# agree to 1e-12.
 def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
-    """``[3]`` extrinsic xyz euler angles -> ``[3, 3]`` rotation (see :mod:`vjepa2_ac.pose`)."""
-    return pose_math.euler_xyz_to_matrix(torch.as_tensor(np.asarray(angles, np.float64))).numpy()
+    """``[3]`` extrinsic xyz euler angles -> ``[3, 3]`` rotation ``Rz(yaw) Ry(pitch) Rx(roll)``."""
+    a, b, c = (float(v) for v in angles)
+    ca, sa, cb, sb, cc, sc = math.cos(a), math.sin(a), math.cos(b), math.sin(b), math.cos(c), math.sin(c)
+    return np.array(
+        [
+            [cc * cb, cc * sb * sa - sc * ca, cc * sb * ca + sc * sa],
+            [sc * cb, sc * sb * sa + cc * ca, sc * sb * ca - cc * sa],
+            [-sb, cb * sa, cb * ca],
+        ]
+    )
 
 
 def matrix_to_euler(matrix: np.ndarray) -> np.ndarray:
-    """``[3, 3]`` rotation -> ``[3]`` extrinsic xyz euler angles."""
-    return pose_math.matrix_to_euler_xyz(torch.as_tensor(np.asarray(matrix, np.float64))).numpy()
+    """``[3, 3]`` rotation -> ``[3]`` extrinsic xyz euler angles (roll, yaw in (-pi, pi], |pitch| <= pi/2)."""
+    r = np.asarray(matrix, np.float64)
+    cb = math.hypot(r[0, 0], r[1, 0])
+    pitch = math.atan2(-r[2, 0], cb)
+    if cb < 1e-6:  # gimbal lock: yaw := 0, roll carries the rest (as scipy and vjepa2_ac.pose)
+        return np.array([math.atan2(math.copysign(1.0, -r[2, 0]) * r[0, 1], r[1, 1]), pitch, 0.0])
+    return np.array([math.atan2(r[2, 1], r[2, 2]), pitch, math.atan2(r[1, 0], r[0, 0])])
 
 
 def apply_action_np(state: np.ndarray, action: np.ndarray) -> np.ndarray:
-    """``[7]`` pose + ``[7]`` action -> ``[7]`` pose (float64), via :func:`vjepa2_ac.pose.apply_action`."""
-    out = pose_math.apply_action(
-        torch.as_tensor(np.asarray(state, np.float64)), torch.as_tensor(np.asarray(action, np.float64))
-    )
-    return out.numpy()
+    """``[7]`` pose + ``[7]`` action -> ``[7]`` pose, as :func:`vjepa2_ac.pose.apply_action`."""
+    state = np.asarray(state, np.float64)
+    action = np.asarray(action, np.float64)
+    rot = euler_to_matrix(action[3:6]) @ euler_to_matrix(state[3:6])
+    grip = min(max(state[6] + action[6], 0.0), 1.0)
+    return np.concatenate([state[:3] + action[:3], matrix_to_euler(rot), [grip]])
 
 
 def _matrix_to_quat(matrix: np.ndarray) -> np.ndarray:

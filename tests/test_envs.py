@@ -201,3 +201,29 @@ def test_push_is_real_contact():
     assert info["block_pos"][0] < block0[0] - 0.08  # pushed toward -x (the goal)
     assert abs(info["block_pos"][2] - scene.BLOCK_HALF) < 0.01  # still resting on the table
     env.close()
+
+
+def test_numpy_pose_maths_match_vjepa2_ac_pose():
+    import torch
+
+    from vjepa2_ac import pose
+    from vjepa2_ac.envs.tasks import euler_to_matrix, matrix_to_euler
+
+    rng = np.random.default_rng(0)
+    states = np.concatenate(
+        [rng.normal(0, 0.3, (64, 3)), rng.uniform(-3, 3, (64, 3)), rng.uniform(0, 1, (64, 1))], 1
+    )
+    actions = np.concatenate(
+        [rng.normal(0, 0.05, (64, 3)), rng.normal(0, 0.5, (64, 3)), rng.normal(0, 1, (64, 1))], 1
+    )
+    states[0, 3:6] = [0.3, np.pi / 2, 0.0]  # gimbal lock
+    ref = pose.apply_action(torch.as_tensor(states), torch.as_tensor(actions)).numpy()
+    ours = np.stack([apply_action_np(s, a) for s, a in zip(states, actions)])
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    mats = pose.euler_xyz_to_matrix(torch.as_tensor(states[:, 3:6])).numpy()
+    np.testing.assert_allclose(np.stack([euler_to_matrix(e) for e in states[:, 3:6]]), mats, atol=1e-12)
+    np.testing.assert_allclose(
+        np.stack([matrix_to_euler(m) for m in mats]),
+        pose.matrix_to_euler_xyz(torch.as_tensor(mats)).numpy(),
+        atol=1e-12,
+    )
