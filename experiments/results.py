@@ -1,0 +1,243 @@
+"""Episode records, atomic files and aggregate tables (with confidence intervals) for planning runs.
+
+A planning run directory holds one ``episodes/ep_<idx>.json`` per finished episode (written atomically,
+so an interrupted run keeps every finished episode) plus the aggregate files written from them:
+``episodes.csv``, ``summary.json``, ``summary.csv`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+# Fields every per-episode JSON must carry; the smoke tests and `plot` rely on them.
+EPISODE_FIELDS: tuple[str, ...] = (
+    "task",
+    "method",
+    "episode",
+    "seed",
+    "success",
+    "ever_success",
+    "initial_distance",
+    "final_distance",
+    "steps",
+    "planning_time_per_step_s",
+    "energy_trace",
+    "distance_trace",
+)
+
+# Columns of episodes.csv (scalars only; traces stay in the JSON files).
+EPISODE_CSV_COLUMNS: tuple[str, ...] = (
+    "task",
+    "method",
+    "episode",
+    "seed",
+    "success",
+    "ever_success",
+    "initial_distance",
+    "final_distance",
+    "min_distance",
+    "steps",
+    "planning_time_per_step_s",
+    "final_energy",
+)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write a UTF-8 text file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95 % for ``z=1.96``).
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at 0 % and 100 %,
+    which is exactly where planning success rates live.
+    """
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"wilson_interval: need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_ci(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean and normal-approximation 95 % interval ``(mean, lo, hi)`` of a sample."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return (float("nan"), float("nan"), float("nan"))
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return (m, m, m)
+    var = sum((v - m) ** 2 for v in vals) / (len(vals) - 1)
+    half = z * math.sqrt(var / len(vals))
+    return (m, m - half, m + half)
+
+
+def validate_episode_record(rec: dict, source: str = "episode record") -> dict:
+    """Check that a per-episode dict has every field of ``EPISODE_FIELDS`` with sane values."""
+    missing = [k for k in EPISODE_FIELDS if k not in rec]
+    if missing:
+        raise ValueError(f"{source}: missing fields {missing}")
+    if not isinstance(rec["success"], bool):
+        raise ValueError(f"{source}: field 'success' must be a bool, got {rec['success']!r}")
+    if not isinstance(rec["energy_trace"], list) or not isinstance(rec["distance_trace"], list):
+        raise ValueError(f"{source}: 'energy_trace' and 'distance_trace' must be lists")
+    return rec
+
+
+def episode_path(run_dir: str | os.PathLike, index: int) -> Path:
+    """Path of the JSON file of episode ``index`` inside ``run_dir``."""
+    return Path(run_dir) / "episodes" / f"ep_{index:04d}.json"
+
+
+def load_episode_records(run_dir: str | os.PathLike) -> list[dict]:
+    """All finished episode records of a run directory, sorted by episode index."""
+    ep_dir = Path(run_dir) / "episodes"
+    if not ep_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no 'episodes/' folder (is this a `vjepa2-ac plan` output dir?)")
+    records = []
+    for p in sorted(ep_dir.glob("ep_*.json")):
+        with open(p, encoding="utf-8") as f:
+            records.append(validate_episode_record(json.load(f), source=str(p)))
+    records.sort(key=lambda r: (r["method"], r["episode"]))
+    return records
+
+
+def _episode_row(rec: dict) -> dict:
+    dist = rec.get("distance_trace") or [rec["final_distance"]]
+    energy = rec.get("energy_trace") or []
+    return {
+        "task": rec["task"],
+        "method": rec["method"],
+        "episode": rec["episode"],
+        "seed": rec["seed"],
+        "success": int(rec["success"]),
+        "ever_success": int(rec["ever_success"]),
+        "initial_distance": f"{rec['initial_distance']:.5f}",
+        "final_distance": f"{rec['final_distance']:.5f}",
+        "min_distance": f"{min(dist):.5f}",
+        "steps": rec["steps"],
+        "planning_time_per_step_s": f"{rec['planning_time_per_step_s']:.5f}",
+        "final_energy": f"{energy[-1]:.6f}" if energy else "",
+    }
+
+
+def aggregate(records: Iterable[dict]) -> list[dict]:
+    """Group records by (task, method) and compute success rates with Wilson intervals.
+
+    Returns one dict per group: ``task, method, n, successes, success_rate, success_ci_lo/hi,
+    ever_success_rate, final_distance_mean/ci_lo/ci_hi, final_distance_median, initial_distance_median,
+    planning_time_per_step_s`` (mean over episodes), ``steps_mean``.
+    """
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r["method"]), []).append(r)
+    rows = []
+    for (task, method), recs in sorted(groups.items()):
+        n = len(recs)
+        k = sum(bool(r["success"]) for r in recs)
+        ever = sum(bool(r["ever_success"]) for r in recs)
+        lo, hi = wilson_interval(k, n)
+        fd = [r["final_distance"] for r in recs]
+        fd_m, fd_lo, fd_hi = mean_ci(fd)
+        pt = mean_ci([r["planning_time_per_step_s"] for r in recs])[0]
+        rows.append(
+            {
+                "task": task,
+                "method": method,
+                "n": n,
+                "successes": k,
+                "success_rate": k / n,
+                "success_ci_lo": lo,
+                "success_ci_hi": hi,
+                "ever_success_rate": ever / n,
+                "final_distance_mean": fd_m,
+                "final_distance_ci_lo": fd_lo,
+                "final_distance_ci_hi": fd_hi,
+                "final_distance_median": _median(fd),
+                "initial_distance_median": _median([r["initial_distance"] for r in recs]),
+                "planning_time_per_step_s": pt,
+                "steps_mean": sum(r["steps"] for r in recs) / n,
+            }
+        )
+    return rows
+
+
+def _median(vals: Sequence[float]) -> float:
+    s = sorted(float(v) for v in vals)
+    if not s:
+        return float("nan")
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """The aggregate rows as a markdown table (success % with 95 % Wilson interval, distances in cm)."""
+    lines = [
+        "| task | method | n | success (95% CI) | ever within threshold | final dist. median (cm) "
+        "| start dist. median (cm) | planning time / step (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['n']} | {100 * r['success_rate']:.0f}% "
+            f"[{100 * r['success_ci_lo']:.0f}, {100 * r['success_ci_hi']:.0f}] "
+            f"| {100 * r['ever_success_rate']:.0f}% | {100 * r['final_distance_median']:.1f} "
+            f"| {100 * r['initial_distance_median']:.1f} | {r['planning_time_per_step_s']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(run_dir: str | os.PathLike, extra: dict | None = None) -> list[dict]:
+    """(Re)write ``episodes.csv``, ``summary.json``, ``summary.csv`` and ``summary.md`` of a run dir."""
+    run_dir = Path(run_dir)
+    records = load_episode_records(run_dir)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(EPISODE_CSV_COLUMNS))
+    w.writeheader()
+    for r in records:
+        w.writerow(_episode_row(r))
+    atomic_write_text(run_dir / "episodes.csv", buf.getvalue())
+    rows = aggregate(records)
+    atomic_write_json(run_dir / "summary.json", {"rows": rows, **(extra or {})})
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    atomic_write_text(run_dir / "summary.csv", buf.getvalue())
+    atomic_write_text(run_dir / "summary.md", markdown_table(rows))
+    return rows
