@@ -4,7 +4,8 @@ Reading never decodes a whole file to get a clip: :class:`VideoReader` seeks to 
 before the first requested frame and decodes forward only until the last requested frame. A frame's
 index is its position in presentation order, computed from its timestamp and the stream's constant
 frame duration; this works for DROID files whose container reports the wrong fps (the index, not the
-container's clock, is what matches the h5 rows). Variable-frame-rate files are detected and refused.
+container's clock, is what matches the h5 rows). Variable-frame-rate files are detected and then read
+through a table of frame timestamps (packets demuxed once, nothing decoded).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class VideoReader:
         self.threads = threads
         self._container = None
         self._stream = None
+        self._pts = None  # frame timestamp table, only built for variable-frame-rate files
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _open(self):
@@ -144,9 +146,23 @@ class VideoReader:
             raise DataError(self.episode, f"{self.path}: cannot determine the frame duration")
         return 1 / Fraction(rate) / stream.time_base  # in time-base ticks
 
+    def _pts_table(self) -> np.ndarray:
+        """Sorted presentation timestamps of all frames (demuxed once, nothing decoded)."""
+        if self._pts is None:
+            container, stream = self._open()
+            container.seek(0, stream=stream, backward=True)
+            pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+            self._pts = np.sort(np.asarray(pts, dtype=np.int64))
+        return self._pts
+
     # -- decoding ------------------------------------------------------------------------------
     def read(self, indices) -> np.ndarray:
         """Decode the frames at ``indices`` (any order, repeats allowed).
+
+        Frame ``k`` is the ``k``-th frame in presentation order. Constant-frame-rate files (the usual
+        case) map timestamps to positions arithmetically; if a timestamp falls off that grid the file
+        is variable-frame-rate and the reader switches, for this file, to a table of all frame
+        timestamps built by demuxing the packets once (no decoding).
 
         Returns:
             ``uint8 [len(indices), H, W, 3]`` RGB frames in the order of ``indices``.
@@ -159,12 +175,26 @@ class VideoReader:
             raise DataError(
                 self.episode, f"frame index {int(idx.max())} out of range for {self.path} with {n} frames"
             )
-        container, stream = self._open()
         wanted = sorted(set(idx.tolist()))
+        got = None
+        if self._pts is None:
+            got = self._decode_cfr(wanted)
+        if got is None:
+            got = self._decode_table(wanted)
+        missing = [k for k in wanted if k not in got]
+        if missing:
+            raise DataError(
+                self.episode, f"{self.path}: could not decode frames {missing[:5]} (file truncated?)"
+            )
+        return np.stack([got[int(k)] for k in idx])
+
+    def _decode_cfr(self, wanted: list[int]) -> dict[int, np.ndarray] | None:
+        """Decode assuming a constant frame duration; ``None`` if the file turns out not to be CFR."""
+        container, stream = self._open()
         dur = self._frame_duration(stream)
         start = stream.start_time or 0
-        got: dict[int, np.ndarray] = {}
         first, last = wanted[0], wanted[-1]
+        got: dict[int, np.ndarray] = {}
         # backward=True lands on the keyframe at or before the target timestamp.
         container.seek(int(start + first * dur), stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
@@ -173,20 +203,32 @@ class VideoReader:
             pos = (frame.pts - start) / dur
             k = round(pos)
             if abs(pos - k) > 0.25:
-                raise DataError(
-                    self.episode, f"{self.path}: variable frame rate (frame at {float(pos):.2f} periods)"
-                )
+                return None  # off the constant-rate grid: variable frame rate
             if k > first and first not in got:
-                raise DataError(
-                    self.episode, f"{self.path}: seek to frame {first} landed after it (frame {k})"
-                )
+                return None  # the seek overshot: timestamps do not follow the nominal rate
             if k in wanted and k not in got:
                 got[k] = frame.to_ndarray(format="rgb24")
             if k >= last:
                 break
-        missing = [k for k in wanted if k not in got]
-        if missing:
-            raise DataError(
-                self.episode, f"{self.path}: could not decode frames {missing[:5]} (file truncated?)"
-            )
-        return np.stack([got[int(k)] for k in idx])
+        return got
+
+    def _decode_table(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        table = self._pts_table()
+        if len(table) < wanted[-1] + 1:
+            raise DataError(self.episode, f"{self.path}: only {len(table)} frames have timestamps")
+        container, stream = self._open()
+        first_pts, last_pts = int(table[wanted[0]]), int(table[wanted[-1]])
+        want_pts = {int(table[k]): k for k in wanted}
+        got: dict[int, np.ndarray] = {}
+        container.seek(first_pts, stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                raise DataError(self.episode, f"{self.path}: frame without a timestamp")
+            if frame.pts > first_pts and want_pts[first_pts] not in got:
+                raise DataError(self.episode, f"{self.path}: seek landed after frame {wanted[0]}")
+            k = want_pts.get(int(frame.pts))
+            if k is not None and k not in got:
+                got[k] = frame.to_ndarray(format="rgb24")
+            if frame.pts >= last_pts:
+                break
+        return got

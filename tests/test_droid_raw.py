@@ -309,3 +309,28 @@ def test_clip_config_validation():
     warnings.simplefilter("error")  # config construction itself warns about nothing
     ClipConfig()
     warnings.resetwarnings()
+
+
+def test_variable_frame_rate_video_is_read_by_frame_position(tmp_path):
+    from fractions import Fraction
+
+    import av
+
+    frames = coded_frames(40)
+    pts = np.concatenate([[0], np.cumsum(np.random.default_rng(0).integers(600, 1500, 39))])
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=15)
+        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
+        st.codec_context.time_base = st.time_base = Fraction(1, 15360)
+        st.options = {"g": "15"}
+        for i in range(40):
+            f = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+            f.pts, f.time_base = int(pts[i]), Fraction(1, 15360)
+            for p in st.encode(f):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    with VideoReader(path) as vr:
+        assert decode_index(vr.read([39, 0, 17, 18, 33])) == [39, 0, 17, 18, 33]
+        assert vr._pts is not None and len(vr._pts) == 40  # switched to the timestamp table
