@@ -29,8 +29,14 @@ def _pair(x: int | Sequence[int], name: str) -> tuple[int, int]:
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """dtype that linear layers produce for input ``x`` (the autocast dtype when autocast is on)."""
     dev = x.device.type
-    if torch.is_autocast_enabled(dev):
-        return torch.get_autocast_dtype(dev)
+    try:
+        if torch.is_autocast_enabled(dev):
+            return torch.get_autocast_dtype(dev)
+    except TypeError:  # torch < 2.4: no device-type argument
+        if dev == "cpu" and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        if dev == "cuda" and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
     return x.dtype
 
 
@@ -94,7 +100,10 @@ class VisionTransformer(nn.Module):
         use_rope: bool = False,
         handle_nonsquare_inputs: bool = True,
     ) -> None:
+        # Resolved constructor arguments, saved in checkpoints so the model can be rebuilt.
+        config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
+        self.config = config
         if use_silu:
             raise ValueError("use_silu=True (SwiGLU MLP) is not supported: V-JEPA 2 models use GELU MLPs")
         if not use_sdpa:
@@ -254,7 +263,7 @@ def build_encoder(**kwargs) -> VisionTransformer:
 
     ``norm_layer`` and the official factories' misspelt keywords (``use_SiLU``, ``wide_SiLU``,
     ``mpl_ratio``, all silently ignored by the official class) are accepted and ignored with a warning;
-    any other unknown keyword is an error. The kwargs are stored as ``encoder.config`` for checkpoints.
+    any other unknown keyword is an error. The resolved kwargs are ``encoder.config`` (saved in checkpoints).
     """
     ignored = sorted(k for k in kwargs if k in _IGNORED_OFFICIAL_KWARGS)
     if ignored:
@@ -264,5 +273,4 @@ def build_encoder(**kwargs) -> VisionTransformer:
         model = VisionTransformer(**clean)
     except TypeError as e:
         raise TypeError(f"build_encoder: {e}") from None
-    model.config = dict(clean)
     return model

@@ -88,7 +88,10 @@ class ACPredictor(nn.Module):
         action_embed_dim: int = 7,
         use_extrinsics: bool = False,
     ) -> None:
+        # Resolved constructor arguments, saved in checkpoints so the model can be rebuilt.
+        config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
+        self.config = config
         if use_silu:
             raise ValueError("use_silu=True (SwiGLU MLP) is not supported: V-JEPA 2-AC uses GELU MLPs")
         if not is_frame_causal:
@@ -291,7 +294,7 @@ def build_predictor(**kwargs) -> ACPredictor:
     """Builds the AC predictor from the official constructor keyword names (see :class:`ACPredictor`).
 
     ``norm_layer`` and ``use_sdpa`` (swallowed by the official class) are accepted and ignored; other unknown
-    keywords are errors. The kwargs are stored as ``predictor.config`` for checkpoints.
+    keywords are errors. The resolved kwargs are ``predictor.config`` (saved in checkpoints).
     """
     ignored = sorted(k for k in kwargs if k in _IGNORED_OFFICIAL_KWARGS and k != "use_sdpa")
     if ignored:
@@ -301,5 +304,4 @@ def build_predictor(**kwargs) -> ACPredictor:
         model = ACPredictor(**clean)
     except TypeError as e:
         raise TypeError(f"build_predictor: {e}") from None
-    model.config = dict(clean)
     return model

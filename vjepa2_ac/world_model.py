@@ -78,8 +78,8 @@ class WorldModel(nn.Module):
     def config(self) -> dict:
         """Constructor kwargs of both modules plus the alignment: enough to rebuild the model."""
         return {
-            "encoder": dict(getattr(self.encoder, "config", {})),
-            "predictor": dict(getattr(self.predictor, "config", {})),
+            "encoder": dict(self.encoder.config),
+            "predictor": dict(self.predictor.config),
             "alignment": self.alignment,
         }
 
