@@ -334,3 +334,22 @@ def test_variable_frame_rate_video_is_read_by_frame_position(tmp_path):
     with VideoReader(path) as vr:
         assert decode_index(vr.read([39, 0, 17, 18, 33])) == [39, 0, 17, 18, 33]
         assert vr._pts is not None and len(vr._pts) == 40  # switched to the timestamp table
+
+
+def test_real_franka_example_through_the_loader(tmp_path, shared):
+    data = np.load(shared / "data" / "franka_example_traj.npz")
+    frames, states = data["observations"][0], data["states"][0].astype(np.float64)  # [2,256,256,3], [2,7]
+    write_raw_episode(
+        tmp_path / "franka", {"ext": frames}, states[:, :6], states[:, 6], camera_roles={"left": "ext"}
+    )
+    ds = RawDroidDataset(
+        tmp_path, frames_per_clip=1, fps=15, alignment="duplicate", image_size=64, start="first"
+    )
+    s = ds[0]
+    expected = torch.tensor([[0.09237, 0.03099, 0.08428, -0.01717, -0.01000, -0.00002, 0.0]])
+    torch.testing.assert_close(s["actions"], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(s["states"], torch.from_numpy(states[:1]).float())
+    assert s["video"].shape == (3, 1, 64, 64)
+    # the decoded frame is the real frame (H.264 is lossy: compare means)
+    decoded = ds.episodes[0].read_frames([0, 1]).astype(np.float64)
+    assert np.abs(decoded - frames).mean() < 3.0
