@@ -8,11 +8,12 @@ The env is restored to the snapshot afterwards, so planning leaves the episode u
 any planner (CEM gives the usual "CEM with a perfect model" upper bound) through
 :class:`SimulatorObjective` in the MPC loop.
 
-Requirements on the env (``env.unwrapped``): MuJoCo ``model`` and ``data`` attributes holding the whole
-simulation state, a ``step(action)`` that reads/writes only ``data`` (plus Python state that ``step``
-does not change), ``info["distance"]`` (or a custom ``cost``), and optionally ``config.render_images``
-(set to False during simulation so no frames are rendered). ``vjepa2_ac/Reach-v0`` and
-``vjepa2_ac/Push-v0`` satisfy this.
+Requirements on the env (``env.unwrapped``): either ``get_sim_state()`` / ``set_sim_state(state)``
+methods, or MuJoCo ``model`` and ``data`` attributes holding the simulation state (then ``data`` is copied
+with ``mj_copyData`` and the env's Python attributes are restored shallowly, which resets caches such as
+a memoised end-effector state); a ``step(action)`` returning ``info["distance"]`` (or pass ``cost_fn``);
+optionally ``config.render_images`` (switched off while simulating so no frames are rendered).
+``vjepa2_ac/Reach-v0`` and ``vjepa2_ac/Push-v0`` satisfy this.
 
 **Random actions.** :class:`RandomActions` is a planner that ignores the energy and returns uniformly
 random actions inside the action space.
@@ -39,6 +40,11 @@ from vjepa2_ac.planners.base import (
 from vjepa2_ac.planners.random_shooting import sample_uniform
 
 COSTS = ("final", "sum", "min")
+
+
+def _is_mujoco(value: Any) -> bool:
+    """MuJoCo objects (renderers, MjData scratch buffers) are left alone by the snapshot."""
+    return type(value).__module__.startswith("mujoco")
 
 
 def _distance_cost(info: dict) -> float:
@@ -83,19 +89,42 @@ class SimulatorEnergy:
         finally:
             cfg.render_images = old
 
+    def _snapshot(self):
+        """Full simulation state: the env's own ``get_sim_state()`` if it has one, else an ``MjData`` copy
+        plus a shallow copy of the env's Python attributes (caches such as a memoised EE state)."""
+        if hasattr(self.base, "get_sim_state") and hasattr(self.base, "set_sim_state"):
+            return ("env", self.base.get_sim_state())
+        model, data = self.base.model, self.base.data
+        mj = mujoco.MjData(model)
+        mujoco.mj_copyData(mj, model, data)
+        attrs = {k: v for k, v in vars(self.base).items() if k not in ("model", "data") and not _is_mujoco(v)}
+        return ("copy", (mj, attrs))
+
+    def _restore(self, snapshot) -> None:
+        kind, value = snapshot
+        if kind == "env":
+            self.base.set_sim_state(value)
+            return
+        mj, attrs = value
+        mujoco.mj_copyData(self.base.data, self.base.model, mj)
+        current = vars(self.base)
+        for key in [
+            k for k in current if k not in attrs and k not in ("model", "data") and not _is_mujoco(current[k])
+        ]:
+            del current[key]
+        current.update(attrs)
+
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """Simulate ``actions[S, H, 7]`` from the current state; returns costs ``[S]`` (float32)."""
         if actions.ndim != 3 or actions.shape[-1] != 7:
             raise ValueError(f"SimulatorEnergy: actions must be [S, H, 7], got {tuple(actions.shape)}")
-        model, data = self.base.model, self.base.data
-        snapshot = mujoco.MjData(model)
-        mujoco.mj_copyData(snapshot, model, data)
+        snapshot = self._snapshot()
         acts = actions.detach().cpu().double().numpy()
         costs = np.empty(acts.shape[0])
         try:
             with self._no_render():
                 for s in range(acts.shape[0]):
-                    mujoco.mj_copyData(data, model, snapshot)
+                    self._restore(snapshot)
                     per_step = []
                     for h in range(acts.shape[1]):
                         _, _, _, _, info = self.base.step(acts[s, h].astype(np.float32))
@@ -105,7 +134,7 @@ class SimulatorEnergy:
                         self.aggregate
                     ]
         finally:
-            mujoco.mj_copyData(data, model, snapshot)
+            self._restore(snapshot)
         return torch.from_numpy(costs).float()
 
 

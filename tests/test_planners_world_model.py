@@ -230,3 +230,28 @@ def test_landscape_minimum_at_reference(tmp_path):
     assert land.to_dict()["best_energy"] == pytest.approx(0.0, abs=1e-7)
     plot_landscape(land, tmp_path / "l.png")
     assert (tmp_path / "l.png").stat().st_size > 1000
+
+
+def test_simulator_oracle_restores_state_and_beats_random():
+    import gymnasium as gym
+
+    import vjepa2_ac.envs  # noqa: F401  (registers the ids)
+    from vjepa2_ac.planners.baselines import RandomActions, SimulatorEnergy, SimulatorObjective
+
+    env = gym.make("vjepa2_ac/Reach-v0", render_images=False)
+    obs, info = env.reset(seed=3)
+    qpos = env.unwrapped.data.qpos.copy()
+    energy = SimulatorEnergy(env)
+    cand = torch.zeros(3, 2, 7)
+    cand[1, :, :3] = torch.as_tensor(info["goal_pos"] - obs["state"][:3]).clamp(-0.05, 0.05)
+    cand[2, :, :3] = -cand[1, :, :3]
+    e1, e2 = energy(cand), energy(cand)
+    assert torch.equal(e1, e2) and np.array_equal(env.unwrapped.data.qpos, qpos)  # planning changes nothing
+    assert e1[1] < e1[0] < e1[2]  # moving towards the goal lowers the simulated distance
+    cfg = MPCConfig(horizon=1)
+    oracle = run_mpc(
+        env, CEM(CEMConfig(samples=24, iterations=2, topk=4)), SimulatorObjective(env), None, cfg, 6
+    )
+    rand = run_mpc(env, RandomActions(), SimulatorObjective(env), None, cfg, 6, reset_seed=3)
+    assert oracle.final_info["distance"] < info["distance"] - 0.1
+    assert oracle.final_info["distance"] < rand.final_info["distance"]
