@@ -157,6 +157,8 @@ class DroidClipDataset(Dataset):
             except DataError as e:
                 self.skip_report.skipped.append((e.episode, e.problem))
                 continue
+            finally:
+                ep.release()  # an RLDS episode would otherwise keep its JPEG bytes
             good.append(ep)
         if self.skip_report.count:
             warnings.warn(self.skip_report.summary(), stacklevel=3)

@@ -62,6 +62,9 @@ class Episode:
         """Decode the frames at ``indices``: ``uint8 [len(indices), H, W, 3]``."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Drop what :meth:`load` kept in memory for a following :meth:`read_frames` (default: nothing)."""
+
 
 def check_states(episode: str, states: np.ndarray, what: str) -> None:
     """Raise if ``states`` ``[L, 7]`` holds NaN/inf (names the first bad rows)."""

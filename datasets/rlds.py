@@ -226,6 +226,9 @@ class RLDSEpisode(Episode):
             self._cache = self.source.read(self.file, self.offset, self.length, self.path)
         return self._cache
 
+    def release(self) -> None:
+        self._cache = None
+
     def _image_shape(self) -> tuple[int, int]:
         obs = self.source.features["steps"]["observation"]
         if self.camera not in obs.keys():
