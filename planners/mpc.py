@@ -20,6 +20,7 @@ plans towards each goal for its number of environment steps, then switches to th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,6 +98,7 @@ class MPCResult:
     truncated: bool = False
     seconds: float = 0.0
     energy_traces: list[dict[str, list[float]]] = field(default_factory=list)
+    plans: list[list[list[float]]] = field(default_factory=list)
     final_info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,6 +125,7 @@ class MPCResult:
             "seconds": self.seconds,
             "steps": [asdict(s) for s in self.steps],
             "energy_traces": self.energy_traces,
+            "plans": self.plans,
             "final_info": info,
         }
 
@@ -153,6 +156,7 @@ def run_mpc(
     reset_seed: int | None = None,
     reset_options: dict | None = None,
     observation: dict | None = None,
+    on_step: Callable[[MPCStep, dict, dict], None] | None = None,
 ) -> MPCResult:
     """Run one MPC episode.
 
@@ -166,6 +170,8 @@ def run_mpc(
         max_steps: env steps for a single goal.
         reset_seed / reset_options: passed to ``env.reset`` (ignored when ``observation`` is given).
         observation: start from this observation instead of resetting the env.
+        on_step: called as ``on_step(step_record, observation, info)`` after every env step (e.g. to keep
+            frames for a filmstrip).
     """
     config = config or MPCConfig()
     t_start = time.perf_counter()
@@ -194,6 +200,7 @@ def run_mpc(
             plan_seconds = time.perf_counter() - t_plan
             result.energy_traces.append(plan.trace)
             previous = plan.actions.detach().cpu().float()
+            result.plans.append(previous.tolist())
             for j in range(min(config.execute, remaining)):
                 action = previous[j].numpy().astype(np.float32)
                 t_step = time.perf_counter()
@@ -213,6 +220,8 @@ def run_mpc(
                         replanned=j == 0,
                     )
                 )
+                if on_step is not None:
+                    on_step(result.steps[-1], observation, info)
                 t += 1
                 remaining -= 1
                 bar.update(1)
