@@ -10,6 +10,7 @@ overrides; :func:`save_config` writes the resolved config of a run.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -602,7 +603,7 @@ def load_config(cls: type[T], source: str | os.PathLike | dict | None = None, ov
     if source is None:
         data: dict[str, Any] = {}
     elif isinstance(source, dict):
-        data = dict(source)
+        data = copy.deepcopy(source)  # overrides must not leak into the caller's dict
     else:
         path = resolve_config_path(source)
         with open(path, encoding="utf-8") as f:
