@@ -6,7 +6,8 @@ DROID crop, resized to 256, ImageNet-normalised) with 0 and 2 DataLoader workers
 run: a naive loader that decodes the video from its first frame up to the clip's last frame (no seek),
 as a plain "iterate the container" PyAV reader does.
 
-The default run takes about 1-2 minutes on 2 cores. Numbers depend on the machine's load.
+The default run takes about 1-2 minutes on 2 idle cores. Wall-clock clips/s depend on the machine's
+load; the CPU time per clip (without workers) is printed too, as it depends much less on other processes.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def _make_episodes(root: Path, h: int, w: int, n: int, seconds: float) -> Path:
     return res_dir
 
 
-def _time_loader(ds, workers: int, clips: int) -> float:
+def _time_loader(ds, workers: int, clips: int) -> tuple[float, float | None]:
+    """``(clips per wall second, CPU seconds per clip or None)``; CPU time (all threads of this
+    process) is only meaningful without workers, and is far less sensitive to a busy machine."""
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
@@ -84,15 +87,15 @@ def _time_loader(ds, workers: int, clips: int) -> float:
     loader = DataLoader(ds, batch_size=1, sampler=sampler, num_workers=workers, persistent_workers=False)
     it = iter(loader)
     next(it)  # warm-up: worker start-up and first open
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(clips):
         next(it)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     del it
-    return clips / elapsed
+    return clips / elapsed, (cpu / clips if workers == 0 else None)
 
 
-def _naive_rate(ds, clips: int) -> float:
+def _naive_rate(ds, clips: int) -> tuple[float, float]:
     import av
     import torch
 
@@ -101,7 +104,7 @@ def _naive_rate(ds, clips: int) -> float:
     for i in range(clips):
         s = ds.get_clip(i % len(ds))
         plans.append((ds.episodes[i % len(ds)].video_path()[0], s["frame_indices"].tolist()))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for path, idx in plans:
         wanted, last, got = set(idx), max(idx), []
         with av.open(str(path)) as c:
@@ -112,7 +115,7 @@ def _naive_rate(ds, clips: int) -> float:
                 if k >= last:
                     break
         ds.transform(np.stack(got))
-    return clips / (time.perf_counter() - start)
+    return clips / (time.perf_counter() - start), (time.process_time() - cpu) / clips
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,24 +143,26 @@ def run(args: argparse.Namespace) -> int:
             )
             ds = RawDroidDataset(res_dir, image_size=args.image_size)
             if not args.no_baseline:
-                rate = _naive_rate(ds, max(4, args.clips // 4))
+                rate, cpu = _naive_rate(ds, max(4, args.clips // 4))
                 rows.append(
                     {
                         "resolution": f"{h}x{w}",
                         "loader": "naive decode-from-start",
                         "workers": 0,
                         "clips_per_s": rate,
+                        "cpu_s_per_clip": cpu,
                     }
                 )
                 print(f"  naive decode-from-start, 0 workers: {rate:.2f} clips/s", flush=True)
             for nw in workers:
-                rate = _time_loader(ds, nw, args.clips)
+                rate, cpu = _time_loader(ds, nw, args.clips)
                 rows.append(
                     {
                         "resolution": f"{h}x{w}",
                         "loader": "RawDroidDataset (seek)",
                         "workers": nw,
                         "clips_per_s": rate,
+                        "cpu_s_per_clip": cpu,
                     }
                 )
                 print(f"  RawDroidDataset (seek), {nw} workers: {rate:.2f} clips/s", flush=True)
@@ -166,20 +171,23 @@ def run(args: argparse.Namespace) -> int:
             tmp.cleanup()
     clip = f"8 frames @ 4 fps -> [3, 8, {args.image_size}, {args.image_size}]"
     print()
-    print(f"raw-DROID clip loading ({clip}; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs)")
-    print("| resolution | loader | workers | clips/s | frames/s |")
+    load = os.getloadavg()[0]
+    print(
+        f"raw-DROID clip loading ({clip}; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} during the run)"
+    )
+    print("| resolution | loader | workers | clips/s (wall) | CPU ms per clip |")
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
-        print(
-            f"| {r['resolution']} | {r['loader']} | {r['workers']} | {r['clips_per_s']:.2f} | "
-            f"{8 * r['clips_per_s']:.1f} |"
-        )
+        cpu = "-" if r["cpu_s_per_clip"] is None else f"{1000 * r['cpu_s_per_clip']:.0f}"
+        print(f"| {r['resolution']} | {r['loader']} | {r['workers']} | {r['clips_per_s']:.2f} | {cpu} |")
     if args.json:
         out = {
             "clip": clip,
             "episodes": args.episodes,
             "episode_seconds": args.episode_seconds,
             "clips": args.clips,
+            "load_average": load,
             "cpus": os.cpu_count(),
             "rows": rows,
         }
