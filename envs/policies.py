@@ -175,7 +175,7 @@ class PushExpert(Policy):
     def _target(self, ee: np.ndarray, block: np.ndarray, goal: np.ndarray) -> np.ndarray:
         to_goal = goal - block
         dist = float(np.linalg.norm(to_goal))
-        if dist < 0.01:
+        if dist < 0.012:
             return ee.copy()  # done: hold still
         d = to_goal / dist
         rel = ee[:2] - block
@@ -184,11 +184,12 @@ class PushExpert(Policy):
         pre = block - d * (self.contact + 0.03)
         behind = along < -(self.contact - 0.012) and abs(lateral) < 0.02
         if behind and ee[2] < self.push_height + 0.02:
-            # Push: advance along d at push speed (slow contact, quasi-static pushing), steering the TCP
-            # back onto the block-goal line; close the gap to the block face faster.
-            # Worst-case face distance (a block rotated by 45 degrees) so that contact happens slowly.
+            # Push along d, steering the TCP back onto the block-goal line. Worst-case face distance (a
+            # block rotated by 45 degrees): close a large gap without touching the block, then push slowly
+            # (quasi-static contact), slowing down near the goal so the block does not overshoot.
             gap = -along - (scene.BLOCK_HALF * math.sqrt(2.0) + 0.015)
-            step = min(self.push_step + max(gap, 0.0), dist + 0.01)
+            push = min(self.push_step, max(0.5 * dist, 0.005))
+            step = gap - 0.005 if gap > push + 0.005 else push
             xy = ee[:2] + d * step - 0.5 * lateral * np.array([-d[1], d[0]])
             return np.array([xy[0], xy[1], self.push_height])
         near_block = float(np.linalg.norm(rel)) < scene.BLOCK_HALF + 0.07
