@@ -16,7 +16,7 @@ import yaml
 
 from vjepa2_ac.training.config import TrainACConfig, load_config
 from vjepa2_ac.training.synthetic import write_blob_episodes
-from vjepa2_ac.training.train_ac import train
+from vjepa2_ac.training.train_ac import build_models, train
 
 TINY = {
     "model": {
@@ -231,3 +231,43 @@ def test_cli_bad_config_fails_before_work_naming_the_key(tmp_path, capsys):
     code = main(["train", "--out", str(tmp_path / "run"), "--set", "model.encoder.num_heads=3"])
     assert code == 2 and "model.encoder.embed_dim" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("alignment", ["subsample", "duplicate"])
+def test_training_targets_match_world_model_encode(alignment):
+    from vjepa2_ac import WorldModel, build_encoder, build_predictor
+    from vjepa2_ac.training.objectives import encode_clips
+
+    cfg = load_config(TrainACConfig, TINY, [f"model.alignment={alignment}", "model.predictor.max_steps=8"])
+    torch.manual_seed(0)
+    enc = build_encoder(**cfg.model.encoder.kwargs())
+    from vjepa2_ac.training.train_ac import predictor_kwargs
+
+    wm = WorldModel(enc, build_predictor(**predictor_kwargs(cfg)), alignment=alignment).eval()
+    video = torch.randn(2, 3, 6, 32, 32)
+    z = encode_clips(enc, video, tubelet=2, alignment=alignment)
+    with torch.no_grad():
+        torch.testing.assert_close(z, wm.encode(video), rtol=1e-5, atol=1e-5)
+    assert z.shape[1] == (3 if alignment == "subsample" else 6)
+
+
+def test_init_from_official_checkpoint_layout(tmp_path):
+    """Fine-tuning starts from an official-layout file (module./backbone. key prefixes) on a local path."""
+    cfg = load_config(TrainACConfig, TINY)
+    torch.manual_seed(1)
+    src_enc, src_pred = build_models(cfg)
+    official = {
+        "target_encoder": {f"module.backbone.{k}": v for k, v in src_enc.state_dict().items()},
+        "encoder": {f"module.backbone.{k}": v for k, v in src_enc.state_dict().items()},
+        "predictor": {f"module.{k}": v for k, v in src_pred.state_dict().items()},
+        "epoch": 3,
+    }
+    torch.save(official, tmp_path / "official.pt")
+    torch.manual_seed(2)
+    enc, pred = build_models(
+        load_config(TrainACConfig, TINY, [f"init.official_checkpoint={tmp_path / 'official.pt'}"])
+    )
+    for a, b in ((enc, src_enc), (pred, src_pred)):
+        for k, v in a.state_dict().items():
+            assert torch.equal(v, b.state_dict()[k]), k
+    assert not any(p.requires_grad for p in enc.parameters())
