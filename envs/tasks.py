@@ -180,6 +180,7 @@ class ArmEnv(gym.Env):
         self._goal_state: np.ndarray | None = None
         # The measured state is read several times per step; cache it until the simulation moves.
         self._state_cache: np.ndarray | None = None
+        self._cmd_rot = np.eye(3)
 
     # ---- model bookkeeping -------------------------------------------------------------------------
     _with_block = False
@@ -328,6 +329,7 @@ class ArmEnv(gym.Env):
         self._goal_state = None
         mujoco.mj_resetData(self.model, self.data)
         self._apply_start(self.data)
+        self._cmd_rot = euler_to_matrix(self._episode["ee_start"][3:6])
         self._pose_visuals(self.data)
         # Let contacts settle (the block rests on the table) with the hand held in place.
         mujoco.mj_step(self.model, self.data, nstep=10)
@@ -355,9 +357,14 @@ class ArmEnv(gym.Env):
         action_clipped = bool(np.any(applied != a))
         state = self.ee_state()
         target = apply_action_np(state, applied)
+        # Orientation: rotate the previously *commanded* orientation, so that small weld errors under
+        # gripper or contact torques do not accumulate into a drift (the position uses the measured
+        # state, so a blocked hand never winds up).
+        target[3:6] = matrix_to_euler(euler_to_matrix(applied[3:6]) @ self._cmd_rot)
         commanded = target.copy()
         commanded[:3] = np.clip(commanded[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
         commanded[3:6] = np.clip(commanded[3:6], -EULER_LIMIT, EULER_LIMIT)
+        self._cmd_rot = euler_to_matrix(commanded[3:6])
         workspace_clipped = bool(np.any(np.abs(commanded - target) > 1e-12))
         self._simulate(commanded)
         info = self._info()

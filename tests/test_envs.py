@@ -227,3 +227,14 @@ def test_numpy_pose_maths_match_vjepa2_ac_pose():
         pose.matrix_to_euler_xyz(torch.as_tensor(mats)).numpy(),
         atol=1e-12,
     )
+
+
+def test_orientation_does_not_drift():
+    """Zero rotation actions keep the hand top-down despite gripper and contact torques."""
+    env = PushEnv(render_images=False)
+    obs, info = env.reset(seed=1)
+    policy = RandomPolicy(p_gripper=0.3, seed=0)
+    policy.reset(0)
+    for _ in range(60):
+        obs, _, _, _, info = env.step(policy.act(obs, info))
+        assert np.abs(obs["state"][3:6]).max() < 0.01, obs["state"]
