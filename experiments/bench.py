@@ -17,16 +17,14 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    for name, (module_name, help_) in BENCHMARKS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(_module=module_name)
-        # Arguments are added lazily below, only for the benchmark that runs.
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    names = ", ".join(f"{n} ({h})" for n, (_, h) in BENCHMARKS.items())
+    parser.add_argument("benchmark", choices=list(BENCHMARKS), metavar="BENCHMARK", help=f"one of: {names}")
+    # The benchmark's own options are parsed by its module, imported only for the benchmark that runs.
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see BENCHMARK --help)")
 
 
 def run(args: argparse.Namespace) -> int | None:
-    module = importlib.import_module(args._module)
+    module = importlib.import_module(BENCHMARKS[args.benchmark][0])
     parser = argparse.ArgumentParser(prog=f"vjepa2-ac bench {args.benchmark}")
     module.add_arguments(parser)
     return module.run(parser.parse_args(args.rest))
