@@ -58,10 +58,10 @@ def _rotate(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     Recomputed on every call, like the official code.
     """
     dc = x.shape[-1]
-    omega = 1.0 / 10000 ** (torch.arange(dc // 2, dtype=torch.float64, device=x.device) / (dc / 2.0))
-    freq = pos.to(torch.float64)[:, None] * omega[None, :]  # [N, Dc/2]
-    cos = torch.cos(freq).repeat(1, 2).to(x.dtype)  # [N, Dc]
-    sin = torch.sin(freq).repeat(1, 2).to(x.dtype)
+    omega = 1.0 / 10000 ** (torch.arange(dc // 2, dtype=x.dtype, device=x.device) / (dc / 2.0))
+    freq = pos.to(x.dtype)[:, None] * omega[None, :]  # [N, Dc/2]
+    cos = torch.cos(freq).repeat(1, 2)  # [N, Dc]
+    sin = torch.sin(freq).repeat(1, 2)
     partner = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
     return x * cos + partner * sin
 
