@@ -173,3 +173,17 @@ def test_rollout_is_differentiable_wrt_actions(official_wm, pred_fx):
     z_pred, _ = official_wm.rollout(z[:, :1], i["states"][:, :1], acts)
     z_pred[:, -1].abs().mean().backward()
     assert acts.grad is not None and acts.grad.abs().sum() > 0
+
+
+def test_model_bench_smoke(capsys):
+    from vjepa2_ac.model_bench import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--samples", "2", "--horizon", "2", "--reps", "1", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "naive fp32" in out and "cached bf16" in out and "RoPE q+k" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith(("1 |", "2 |"))]
+    assert len(rows) == 2
