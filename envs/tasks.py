@@ -435,6 +435,31 @@ class ArmEnv(gym.Env):
             return np.zeros((size, size, 3), np.uint8)
         return self._render(self.data)
 
+    _SIM_FIELDS = ("qpos", "qvel", "act", "ctrl", "mocap_pos", "mocap_quat", "qacc_warmstart")
+
+    def get_sim_state(self) -> dict[str, Any]:
+        """Snapshot of the full simulation (physics and controller state), e.g. for oracle planners.
+
+        Restoring it with :meth:`set_sim_state` makes the next steps bit-identical to stepping from here.
+        """
+        if self._episode is None:
+            raise RuntimeError("get_sim_state() called before reset()")
+        snap: dict[str, Any] = {k: getattr(self.data, k).copy() for k in self._SIM_FIELDS}
+        snap["time"] = float(self.data.time)
+        snap["cmd_rot"] = self._cmd_rot.copy()
+        return snap
+
+    def set_sim_state(self, snap: dict[str, Any]) -> None:
+        """Restore a :meth:`get_sim_state` snapshot taken in the same episode."""
+        missing = [k for k in (*self._SIM_FIELDS, "time", "cmd_rot") if k not in snap]
+        if missing:
+            raise ValueError(f"set_sim_state: snapshot lacks {missing}; take it with get_sim_state()")
+        for k in self._SIM_FIELDS:
+            getattr(self.data, k)[:] = snap[k]
+        self.data.time = snap["time"]
+        self._cmd_rot = np.array(snap["cmd_rot"], np.float64)
+        self._pose_visuals(self.data)
+
     def _camera_id_of(self, camera: str) -> int:
         if camera not in scene.CAMERA_NAMES:
             valid = ", ".join(scene.CAMERA_NAMES)
