@@ -108,3 +108,17 @@ def test_registry_kwargs_and_errors():
         encoder_kwargs("enormous")
     with pytest.raises(KeyError, match="unknown predictor size"):
         predictor_kwargs("enormous")
+
+
+def test_package_exports_are_lazy_and_complete():
+    import subprocess
+    import sys
+
+    import vjepa2_ac
+
+    assert set(vjepa2_ac.__all__) - {"__version__"} == set(vjepa2_ac._EXPORTS)
+    for name in vjepa2_ac._EXPORTS:
+        assert getattr(vjepa2_ac, name) is not None
+    code = "import sys, vjepa2_ac; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
