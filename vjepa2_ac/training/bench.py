@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--fp32", action="store_true", help="also time the AC step in float32")
+    parser.add_argument("--plot", help="also write a bar chart PNG of clips/s here")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,6 +295,24 @@ def run(args: argparse.Namespace) -> int:
             f"| {name} | {dt} | {batch} | {r['sec'] * 1e3:.0f} | {batch / r['sec']:.1f} | "
             f"{r['flops'] / 1e9:.2f} | {gfs:.1f} | {gfs / peak[dt]:.1%} |"
         )
+    if args.plot:
+        from vjepa2_ac.training.plots import plot_throughput
+
+        data = [
+            {
+                "name": name,
+                "dtype": dt,
+                "clips_per_s": batch / r["sec"],
+                "fraction": r["flops"] / r["sec"] / 1e9 / peak[dt],
+            }
+            for name, dt, batch, r in rows
+        ]
+        title = (
+            f"training throughput, {args.config} / {args.pretrain_config}, "
+            f"{torch.get_num_threads()} threads; "
+            f"matmul bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s"
+        )
+        plot_throughput(data, args.plot, title)
     print()
     print("FLOP count check (GFLOP/step without attention; torch.utils.flop_counter skips CPU SDPA):")
     for name, dt, _, r in rows:
