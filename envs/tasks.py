@@ -491,6 +491,13 @@ class ArmEnv(gym.Env):
         rot = self.data.cam_xmat[cam].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
         return np.concatenate([self.data.cam_xpos[cam], matrix_to_euler(rot)])
 
+    def camera_intrinsics(self, camera: str) -> np.ndarray:
+        """``[3, 3]`` pinhole matrix ``K`` of ``camera`` at this env's image size (pixel centres at .5)."""
+        cam = self._camera_id_of(camera)
+        size = self.config.image_size
+        f = 0.5 * size / math.tan(math.radians(float(self.model.cam_fovy[cam])) / 2.0)
+        return np.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]])
+
     def goal_state(self) -> np.ndarray:
         """7-D EE state of the goal configuration (float64)."""
         if self._episode is None:

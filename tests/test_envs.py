@@ -257,3 +257,25 @@ def test_sim_state_snapshot_restores_exactly():
         np.testing.assert_array_equal(a["state"], b["state"])
     with pytest.raises(ValueError, match="lacks"):
         env.set_sim_state({"qpos": snap["qpos"]})
+
+
+def test_camera_extrinsics_project_the_hand():
+    """Projecting the orange palm with camera_extrinsics (OpenCV axes) + intrinsics lands on orange pixels."""
+    from vjepa2_ac.envs.tasks import euler_to_matrix
+
+    env = ReachEnv(image_size=128)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        for cam in ("exterior_1", "exterior_2"):
+            img = obs["image"] if cam == "exterior_1" else env.render_camera(cam)
+            ext = env.camera_extrinsics(cam)
+            rot = euler_to_matrix(ext[3:6])
+            palm = obs["state"][:3] + np.array([0.0, 0.0, 2 * scene.FINGER_HALF[2] + 0.016])
+            p = rot.T @ (palm - ext[:3])
+            assert p[2] > 0  # in front of the camera
+            u, v, w = env.camera_intrinsics(cam) @ p
+            col, row = int(u / w), int(v / w)
+            patch = img[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].reshape(-1, 3).astype(int)
+            orange = (patch[:, 0] > 110) & (patch[:, 0] > patch[:, 1] + 40) & (patch[:, 2] < 60)
+            assert orange.any(), (seed, cam, row, col, patch)
+    env.close()
