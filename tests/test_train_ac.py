@@ -271,3 +271,12 @@ def test_init_from_official_checkpoint_layout(tmp_path):
         for k, v in a.state_dict().items():
             assert torch.equal(v, b.state_dict()[k]), k
     assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_max_minutes_budget_stops_with_checkpoint_then_resumes(episodes, tmp_path):
+    cfg = tiny_cfg(episodes, "run.max_minutes=1e-6", "data.cache_embeddings=true")
+    summary = train(cfg, tmp_path)
+    assert not summary["finished"] and summary["steps"] == 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1
+    done = train(tiny_cfg(episodes, "data.cache_embeddings=true"), tmp_path, resume=True)
+    assert done["finished"] and len(read_metrics(tmp_path)) == 4
