@@ -146,7 +146,7 @@ def run_demo(args: argparse.Namespace) -> Path:
     if curves:
         plot_curves(curves, figs / "training_curves.png")
     for d in run_dirs:
-        plot_run(d, figs / d.name, max_filmstrips=1)
+        plot_run(d, figs / d.name, max_filmstrips=1, success=False)
     timings["total_s"] = time.time() - t0
     report = _report(out, run_dirs, timings, args, ckpt)
     return report

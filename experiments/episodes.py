@@ -60,7 +60,9 @@ def push_aligned_options(rng: np.random.Generator) -> dict:
         ok_ee = 0.27 <= ee_xy[0] <= 0.78 and abs(ee_xy[1]) <= 0.33
         if ok_goal and ok_ee:
             break
-    yaw = rng.uniform(-math.pi / 4, math.pi / 4)
+    # A block face is turned towards the gripper (+-10 degrees): pushing a cube on an edge makes it spin
+    # away sideways, which no single straight push corrects.
+    yaw = (angle + math.pi / 4) % (math.pi / 2) - math.pi / 4 + rng.uniform(-0.17, 0.17)
     z = PushEnv.PUSH_HEIGHT + rng.uniform(0.0, 0.01)
     return {
         "ee_start": [float(ee_xy[0]), float(ee_xy[1]), float(z)],
@@ -96,7 +98,9 @@ class CollectConfig:
         directed_fraction: fraction of episodes driven by a noisy goal-directed controller (reach: towards
             the goal; push: along the push line), the rest by uniform random actions.
         noise: std (metres) of the Gaussian noise added to the directed controller.
-        max_delta: per-axis action bound (metres).
+        max_delta: per-axis action bound (metres) for reach.
+        push_max_delta: per-axis action bound for push: slow pushes stay quasi-static (the planner's
+            push bound is 2 cm, as the env's scripted expert).
     """
 
     episodes: int = 300
@@ -104,6 +108,7 @@ class CollectConfig:
     directed_fraction: float = 0.6
     noise: float = 0.015
     max_delta: float = 0.05
+    push_max_delta: float = 0.025
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.steps < 1:
@@ -145,6 +150,7 @@ def collect_task(
     states = np.zeros((e, t + 1, 7), np.float32)
     actions = np.zeros((e, t, 7), np.float32)
     pos = np.zeros((e, t + 1, 6), np.float32)
+    bound = cfg.push_max_delta if task == "push" else cfg.max_delta
     for i in tqdm(range(e), desc=f"collect {task}", disable=not progress, leave=False):
         obs, info = reset_episode(env, task, seed + i)
         directed = rng.random() < cfg.directed_fraction
@@ -154,10 +160,10 @@ def collect_task(
             a = np.zeros(7)
             if directed:
                 tgt = _directed_target(task, env, info)
-                a[:3] = gain * (tgt - obs["state"][:3]) + rng.normal(0.0, cfg.noise, 3)
+                a[:3] = gain * (tgt - obs["state"][:3]) + rng.normal(0.0, cfg.noise * bound / cfg.max_delta, 3)
             else:
-                a[:3] = rng.uniform(-cfg.max_delta, cfg.max_delta, 3) * (rng.uniform(0.2, 1.0))
-            a[:3] = np.clip(a[:3], -cfg.max_delta, cfg.max_delta)
+                a[:3] = rng.uniform(-bound, bound, 3) * (rng.uniform(0.2, 1.0))
+            a[:3] = np.clip(a[:3], -bound, bound)
             obs, _, _, _, info = env.step(a.astype(np.float32))
             actions[i, j] = a
             images[i, j + 1], states[i, j + 1] = obs["image"], obs["state"]

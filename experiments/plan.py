@@ -41,12 +41,16 @@ PLANNERS = ("cem", "mppi", "gd", "random_shooting")
 BASELINES = ("random", "oracle")
 # Per-task defaults: MPC steps and the per-axis action bound of the planner (push moves slower so the
 # block is pushed rather than kicked).
-TASK_DEFAULTS = {"reach": {"max_steps": 30, "maxnorm": 0.05}, "push": {"max_steps": 40, "maxnorm": 0.03}}
+TASK_DEFAULTS = {"reach": {"max_steps": 30, "maxnorm": 0.05}, "push": {"max_steps": 40, "maxnorm": 0.02}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="simulated world model checkpoint (from `vjepa2-ac demo`)")
-    parser.add_argument("--task", required=True, help=f"task: {', '.join(TASKS)}")
+    parser.add_argument(
+        "--task", required=True, help=f"task: {', '.join(TASKS)}, or droid (offline, see --droid)"
+    )
+    parser.add_argument("--droid", default=None, help="--task droid: .npz clips (observations, states)")
+    parser.add_argument("--resize", action="store_true", help="--task droid: resize frames to the model size")
     parser.add_argument("--episodes", type=int, default=100, help="number of seeded episodes")
     parser.add_argument("--planner", default="cem", help=f"planner: {', '.join(PLANNERS)}")
     parser.add_argument("--baseline", default=None, help=f"run a baseline instead: {', '.join(BASELINES)}")
@@ -92,7 +96,7 @@ def method_name(args: argparse.Namespace) -> str:
 def validate_args(args: argparse.Namespace) -> None:
     """Every check that can fail fast, with the offending argument named."""
     if args.task not in TASKS:
-        raise PlanError(f"--task: unknown task {args.task!r}; valid tasks: {', '.join(TASKS)}")
+        raise PlanError(f"--task: unknown task {args.task!r}; valid tasks: {', '.join(TASKS)}, droid")
     if args.planner not in PLANNERS:
         raise PlanError(f"--planner: unknown planner {args.planner!r}; valid: {', '.join(PLANNERS)}")
     if args.baseline is not None and args.baseline not in BASELINES:
@@ -587,6 +591,15 @@ def plan_episodes(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "droid":
+        from vjepa2_ac.experiments.droid_plan import DroidPlanError, plan_droid
+
+        try:
+            summary = plan_droid(args)
+        except DroidPlanError as e:
+            raise SystemExit(f"vjepa2-ac plan: {e}") from None
+        print(json.dumps(summary, indent=1))
+        return 0
     try:
         result = plan_episodes(args)
     except PlanError as e:

@@ -299,14 +299,20 @@ def plot_curves(csv_paths: Sequence[str | Path], out: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- run dir
-def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, max_filmstrips: int = 3) -> list[Path]:
-    """Every figure one planning run directory supports; returns the written PNG paths."""
+def plot_run(
+    run_dir: str | Path, out_dir: str | Path | None = None, max_filmstrips: int = 3, success: bool = True
+) -> list[Path]:
+    """Every figure one planning run directory supports; returns the written PNG paths.
+
+    ``success=False`` skips the single-run success bar (the demo draws one chart for all runs).
+    """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
     records = load_episode_records(run_dir)
     if not records:
         raise ValueError(f"plot run: no finished episodes in {run_dir}")
-    written = [plot_success([run_dir], out_dir / "success.png"), plot_energy(run_dir, out_dir / "energy.png")]
+    written = [plot_success([run_dir], out_dir / "success.png")] if success else []
+    written.append(plot_energy(run_dir, out_dir / "energy.png"))
     if any(r.get("ee_trajectory") for r in records):
         written.append(plot_trajectories(run_dir, out_dir / "trajectories.png"))
     for npz in sorted((run_dir / "episodes").glob("ep_*_frames.npz"))[:max_filmstrips]:

@@ -63,7 +63,7 @@ class TrainConfig:
     distance_weight: float = 0.0
     manifold_weight: float = 1.0
     block_weight: float = 2.0
-    predictor_steps: int = 1500
+    predictor_steps: int = 800
     predictor_batch: int = 64
     predictor_lr: float = 1e-3
     context: int = 3

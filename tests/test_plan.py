@@ -1,0 +1,202 @@
+"""Smoke and bad-input tests of `vjepa2-ac plan` (tiny untrained model, a few MPC steps)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vjepa2_ac.experiments.recipe import RecipeConfig, save_sim_checkpoint
+from vjepa2_ac.experiments.results import EPISODE_FIELDS, wilson_interval
+from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
+
+TINY = dict(image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1)
+
+
+def _inproc(*args: str) -> None:
+    """Run a `vjepa2-ac` command in this process (cheaper than a subprocess; errors raise SystemExit)."""
+    from vjepa2_ac.experiments.cli import main
+
+    assert main(list(args)) == 0
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vjepa2_ac.experiments.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"command failed ({proc.returncode}): {args}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    cfg = RecipeConfig(model=SimModelConfig(**TINY))
+    model = SimWorldModel(cfg.model)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_sim_checkpoint(path, model, cfg)
+    return str(path)
+
+
+PLAN_TINY = ["--samples", "6", "--topk", "2", "--iterations", "1", "--max-steps", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def push_run(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plan") / "push"
+    _cli(
+        "plan",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--task",
+        "push",
+        "--episodes",
+        "2",
+        "--out",
+        str(out),
+        *PLAN_TINY,
+    )
+    return out
+
+
+def test_plan_writes_episode_files_and_summary(push_run):
+    eps = sorted((push_run / "episodes").glob("ep_*.json"))
+    assert [p.name for p in eps] == ["ep_0000.json", "ep_0001.json"]
+    for i, p in enumerate(eps):
+        rec = json.loads(p.read_text())
+        assert set(EPISODE_FIELDS) <= set(rec)
+        assert rec["episode"] == i and rec["seed"] == i and rec["method"] == "world_model_cem"
+        assert isinstance(rec["success"], bool)
+        assert rec["steps"] == 2 and len(rec["distance_trace"]) == 3 and len(rec["energy_trace"]) == 2
+        assert rec["final_distance"] == rec["distance_trace"][-1] >= 0
+        assert rec["planning_time_per_step_s"] > 0
+        assert len(rec["block_trajectory"]) == 3 and len(rec["goal_block"]) == 2
+    summary = json.loads((push_run / "summary.json").read_text())
+    (row,) = summary["rows"]
+    assert row["n"] == 2 and 0.0 <= row["success_rate"] <= 1.0
+    assert row["success_ci_lo"] <= row["success_rate"] <= row["success_ci_hi"]
+    assert (push_run / "episodes.csv").read_text().count("\n") == 3
+    assert "world_model_cem" in (push_run / "summary.md").read_text()
+    frames = np.load(push_run / "episodes" / "ep_0000_frames.npz")
+    assert frames["frames"].shape == (3, 32, 32, 3) and frames["goal"].shape == (32, 32, 3)
+    land = np.load(push_run / "landscape_ep0000.npz")
+    assert land["energy"].shape == land["true_energy"].shape == (11, 11)
+
+
+def test_plan_resumes_and_keeps_finished_episodes(push_run, tiny_checkpoint):
+    ep0 = push_run / "episodes" / "ep_0000.json"
+    before = ep0.read_text()
+    (push_run / "episodes" / "ep_0001.json").unlink()  # as if interrupted during episode 1
+    _cli(
+        "plan",
+        "--checkpoint",
+        tiny_checkpoint,
+        "--task",
+        "push",
+        "--episodes",
+        "3",
+        "--out",
+        str(push_run),
+        *PLAN_TINY,
+    )
+    assert ep0.read_text() == before  # finished episode untouched
+    assert (push_run / "episodes" / "ep_0001.json").exists() and (
+        push_run / "episodes" / "ep_0002.json"
+    ).exists()
+    assert json.loads((push_run / "summary.json").read_text())["rows"][0]["n"] == 3
+    # Different settings into the same folder are refused, not mixed.
+    with pytest.raises(SystemExit, match="different settings"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "3",
+            "--out", str(push_run), *PLAN_TINY[:-3], "--max-steps", "4", "--no-progress",
+        )  # fmt: skip
+
+
+def test_plan_random_and_oracle_baselines(tiny_checkpoint, tmp_path):
+    _cli(
+        "plan",
+        "--task",
+        "reach",
+        "--baseline",
+        "random",
+        "--episodes",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+        *PLAN_TINY,
+    )
+    rec = json.loads((tmp_path / "r" / "episodes" / "ep_0001.json").read_text())
+    assert rec["method"] == "random" and rec["energy_trace"] == []
+    _inproc(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--baseline", "oracle", "--episodes", "1",
+        "--out", str(tmp_path / "o"), *PLAN_TINY,
+    )  # fmt: skip
+    rec = json.loads((tmp_path / "o" / "episodes" / "ep_0000.json").read_text())
+    assert rec["method"] == "oracle_cem" and len(rec["energy_trace"]) == 2
+    # Oracle planning must leave the episode itself untouched: the same seed gives the same start.
+    rnd = json.loads((tmp_path / "r" / "episodes" / "ep_0000.json").read_text())
+    assert rec["distance_trace"][0] == pytest.approx(rnd["distance_trace"][0])
+
+
+def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown task 'stack'; valid tasks: reach, push, droid"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "stack", "--out", str(tmp_path / "a"))
+    bad_goal = tmp_path / "goal.npy"
+    np.save(bad_goal, np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(SystemExit, match=r"32x32x3 RGB image .* shape \(64, 64, 3\)"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--goal-image", str(bad_goal),
+            "--out", str(tmp_path / "b"),
+        )  # fmt: skip
+    # A checkpoint whose weights do not match its config.
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    ckpt["config"]["model"]["embed_dim"] = 64
+    mismatched = tmp_path / "mismatch.pt"
+    torch.save(ckpt, mismatched)
+    with pytest.raises(SystemExit, match="wrong shapes"):
+        _inproc("plan", "--checkpoint", str(mismatched), "--task", "reach", "--out", str(tmp_path / "c"))
+    with pytest.raises(SystemExit, match="--checkpoint is required"):
+        _inproc("plan", "--task", "reach", "--out", str(tmp_path / "d"))
+    assert not any((tmp_path / d).exists() for d in "abcd")  # failed before writing anything
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(90, 100)
+    assert lo == pytest.approx(0.8256, abs=1e-3) and hi == pytest.approx(0.9448, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(5, 3)
+
+
+def test_plan_droid_offline_one_step(shared, tmp_path):
+    """Offline planning on the real Franka example clip with a tiny (untrained) WorldModel."""
+    from vjepa2_ac.world_model import WorldModel
+
+    torch.manual_seed(0)
+    enc = dict(img_size=32, patch_size=16, num_frames=2, tubelet_size=2, embed_dim=32, depth=1, num_heads=4)
+    enc["use_rope"] = True
+    pred = dict(img_size=32, patch_size=16, num_frames=4, tubelet_size=2, embed_dim=32)
+    pred.update(predictor_embed_dim=32, depth=1, num_heads=4, use_rope=True)
+    model = WorldModel.from_config({"encoder": enc, "predictor": pred, "alignment": "duplicate"})
+    ckpt = tmp_path / "wm.pt"
+    model.save(ckpt)
+    data = shared / "data" / "franka_example_traj.npz"
+    args = ["plan", "--task", "droid", "--checkpoint", str(ckpt), "--droid", str(data), "--samples", "8"]
+    args += ["--topk", "2", "--iterations", "2", "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit, match=r"frames are 256x256 but the model's encoder takes 32x32"):
+        _inproc(*args)
+    _inproc(*args, "--resize")
+    out = json.loads((tmp_path / "o" / "droid_plan.json").read_text())
+    (clip,) = out["clips"]
+    # The recorded action of the example (README of the shared data): +9.2 cm x, +3.1 cm y, +8.4 cm z.
+    assert clip["recorded_action"][:3] == pytest.approx([0.09237, 0.03099, 0.08428], abs=1e-4)
+    assert all(abs(v) <= 0.075 + 1e-6 for v in clip["planned_action"][:3]) and clip["xyz_error_cm"] >= 0
+    assert np.load(tmp_path / "o" / "landscape_clip0.npz")["energy"].shape == (5, 5)
