@@ -187,3 +187,24 @@ def test_model_bench_smoke(capsys):
     assert "naive fp32" in out and "cached bf16" in out and "RoPE q+k" in out
     rows = [line for line in out.splitlines() if line.strip().startswith(("1 |", "2 |"))]
     assert len(rows) == 2
+
+
+@torch.no_grad()
+def test_rollout_states_full_precision_under_bf16(official_wm, pred_fx):
+    i, o = pred_fx["inputs"], pred_fx["outputs"]
+    z = i["x"].view(2, 4, HW, D)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, states = official_wm.rollout(z[:, :1], i["states"][:, :1], i["rollout_actions"])
+    # Pose maths must not run in bf16 (that drifted by 3.6e-3 before it was forced to float32).
+    assert states.dtype == torch.float32
+    assert _maxerr(states, o["rollout_poses"]) < 1e-5
+
+
+def test_parity_command(parity_dir, tmp_path, capsys):
+    from vjepa2_ac.parity import main
+
+    assert main(["--fixtures", str(parity_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "rollout_reps (cached)" in out and "all 13 float32 outputs within 0.0001" in out
+    with pytest.raises(FileNotFoundError, match="VJEPA2_AC_SHARED"):
+        main(["--fixtures", str(tmp_path)])

@@ -37,6 +37,15 @@ def _check(name: str, x: torch.Tensor, ndim: int, last: int | None = None) -> No
         raise ValueError(f"{name}: expected a {want} tensor, got shape {tuple(x.shape)}")
 
 
+def _next_state(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """``apply_action`` in float32 with autocast off: pose maths in bf16 would drift by millimetres."""
+    from vjepa2_ac.pose import apply_action
+
+    dtype = torch.promote_types(state.dtype, torch.float32)  # float64 stays float64
+    with torch.autocast(state.device.type, enabled=False):
+        return apply_action(state.to(dtype), action.to(dtype))
+
+
 class WorldModel(nn.Module):
     """Frozen-encoder latent world model ``z_{t+1} = P(z_{<=t}, a_{<=t}, s_{<=t})``.
 
@@ -191,8 +200,6 @@ class WorldModel(nn.Module):
             where ``states[:, 0]`` is the last context state and ``states[:, h+1] = apply_action(states[:, h],
             actions[:, h])``.
         """
-        from vjepa2_ac.pose import apply_action
-
         _check("z_ctx", z_ctx, 4, self.embed_dim)
         _check("states_ctx", states_ctx, 3, 7)
         _check("actions", actions, 3, 7)
@@ -215,7 +222,7 @@ class WorldModel(nn.Module):
             raise ValueError("a precomputed cache can only be used with use_cache=True")
         b = actions.shape[0]
         n, d = z_ctx.shape[2], z_ctx.shape[3]
-        states = [states_ctx[:, -1].expand(b, -1)]
+        states = [states_ctx[:, -1].expand(b, -1).to(torch.promote_types(states_ctx.dtype, torch.float32))]
         preds = []
 
         def ext_for(steps: int) -> torch.Tensor | None:
@@ -236,7 +243,7 @@ class WorldModel(nn.Module):
                 out, cache = self.predictor.forward_steps(z_in, actions[:, h : h + 1], s_in, e, cache=cache)
                 z_in = self.normalize(out)  # [B, N, D]
                 preds.append(z_in)
-                states.append(apply_action(states[-1], actions[:, h]))
+                states.append(_next_state(states[-1], actions[:, h]))
                 s_in = states[-1][:, None]
         else:
             z_seq = z_ctx.expand(b, -1, -1, -1)
@@ -248,7 +255,7 @@ class WorldModel(nn.Module):
                 out = self.predictor(z_seq.reshape(b, steps * n, d), acts, s_seq, ext_for(steps))
                 nxt = self.normalize(out[:, -n:])  # [B, N, D]
                 preds.append(nxt)
-                states.append(apply_action(states[-1], actions[:, h]))
+                states.append(_next_state(states[-1], actions[:, h]))
                 z_seq = torch.cat([z_seq, nxt[:, None].to(z_seq.dtype)], dim=1)
                 s_seq = torch.cat([s_seq, states[-1][:, None]], dim=1)
         return torch.stack(preds, dim=1), torch.stack(states, dim=1)
