@@ -14,7 +14,7 @@ from torch import nn
 
 from vjepa2_ac.rope import apply_rope
 
-__all__ = ["_linspace", "MLP", "DropPath", "Attention", "Block", "init_vit_weights", "rescale_blocks"]
+__all__ = ["MLP", "DropPath", "Attention", "Block", "init_vit_weights", "rescale_blocks"]
 
 
 class MLP(nn.Module):
