@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "planning": ("vjepa2_ac.planners.bench", "CEM iteration time: cached rollout vs the official-style naive one"),
     "video": ("vjepa2_ac.datasets.bench", "raw-DROID clip decoding throughput (clips/s)"),
     "envs": ("vjepa2_ac.envs.bench", "MuJoCo physics steps/s and rendered frames/s"),
+    "model": ("vjepa2_ac.model_bench", "world-model rollout: KV-cached/bf16 vs naive official, RoPE tables"),
     "train": ("vjepa2_ac.training.bench", "training throughput (clips/s) and matmul-throughput fraction"),
 }
 
