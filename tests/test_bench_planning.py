@@ -9,7 +9,8 @@ from vjepa2_ac.planners.bench import SHAPES, cem_iteration_flops
 
 def test_bench_planning_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "vjepa2_ac.planners.bench", "--samples", "3", "--horizons", "1,2"]
+    cli = [sys.executable, "-m", "vjepa2_ac.experiments.cli", "bench", "planning"]
+    cmd = cli + ["--samples", "3", "--horizons", "1,2"]
     cmd += ["--iterations", "1", "--no-fp32-ablation", "--matmul-size", "128", "--error-samples", "4"]
     cmd += ["--json", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -26,7 +27,7 @@ def test_bench_planning_writes_json(tmp_path):
 
 
 def test_bench_rejects_bad_arguments():
-    cmd = [sys.executable, "-m", "vjepa2_ac.planners.bench", "--configs", "huge"]
+    cmd = [sys.executable, "-m", "vjepa2_ac.experiments.cli", "bench", "planning", "--configs", "huge"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "unknown config 'huge'" in res.stderr
 
