@@ -56,14 +56,14 @@ class TrainConfig:
         bf16: bfloat16 autocast for forward passes (AMX on recent Xeons).
     """
 
-    encoder_steps: int = 800
+    encoder_steps: int = 3000
     encoder_batch: int = 32
     encoder_lr: float = 1e-3
     probe_weight: float = 1.0
     distance_weight: float = 0.0
     manifold_weight: float = 1.0
     block_weight: float = 2.0
-    predictor_steps: int = 800
+    predictor_steps: int = 1500
     predictor_batch: int = 64
     predictor_lr: float = 1e-3
     context: int = 3
