@@ -91,7 +91,7 @@ def pretrain(
     from vjepa2_ac.checkpoint import save_checkpoint
     from vjepa2_ac.training.data import build_dataset, make_loader
 
-    info = runtime.init_distributed(cfg.run.device)
+    info = runtime.init_distributed(cfg.run.device, cfg.run.threads)
     try:
         runtime.seed_everything(cfg.run.seed)
         encoder, target, predictor = build_models(cfg)

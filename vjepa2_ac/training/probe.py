@@ -223,7 +223,7 @@ def _embed(encoder: nn.Module, video: torch.Tensor, device, bf16: bool, batch: i
 
 def probe(cfg: ProbeConfig, out_dir: Path) -> dict[str, Any]:
     """Train the probe head and return validation metrics (also written to ``probe_results.json``)."""
-    info = runtime.init_distributed(cfg.run.device)
+    info = runtime.init_distributed(cfg.run.device, cfg.run.threads)
     dev, bf16 = info.device, cfg.run.bf16
     runtime.seed_everything(cfg.run.seed)
     encoder = load_encoder(cfg.encoder_checkpoint, cfg.encoder.kwargs()).to(dev)

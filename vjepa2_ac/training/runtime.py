@@ -48,11 +48,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def init_distributed(device_name: str = "auto") -> DistInfo:
+def init_distributed(device_name: str = "auto", threads: int = 0) -> DistInfo:
     """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1): NCCL on GPU, gloo on CPU.
 
-    Single process (no torchrun) needs no process group.
+    Single process (no torchrun) needs no process group. ``threads > 0`` sets torch's CPU thread count.
     """
+    if threads > 0:
+        torch.set_num_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -62,6 +62,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_config: str) -
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops with a checkpoint")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="run.device")
     parser.add_argument("--seed", type=int, help="run.seed")
+    parser.add_argument("--threads", type=int, help="run.threads (torch CPU threads per process)")
     parser.add_argument("--no-bf16", action="store_true", help="float32 instead of bf16 autocast")
     parser.add_argument(
         "--activation-checkpointing", action="store_true", help="recompute activations in backward"
@@ -81,6 +82,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         "run.max_minutes": args.max_minutes,
         "run.device": args.device,
         "run.seed": args.seed,
+        "run.threads": args.threads,
         "init.encoder_checkpoint": getattr(args, "encoder_checkpoint", None),
         "init.official_checkpoint": getattr(args, "official_checkpoint", None),
     }
@@ -256,7 +258,7 @@ def train(
     cfg: TrainACConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
 ) -> dict[str, Any]:
     """Train the AC predictor as configured; returns the loop summary (see :func:`train_loop`)."""
-    info = runtime.init_distributed(cfg.run.device)
+    info = runtime.init_distributed(cfg.run.device, cfg.run.threads)
     try:
         runtime.seed_everything(cfg.run.seed)
         encoder, predictor = build_models(cfg)
