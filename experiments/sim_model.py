@@ -62,7 +62,8 @@ class SimModelConfig:
                 raise ValueError(f"SimModelConfig.{f.name} must be an int >= 1, got {v!r}")
         if self.image_size % self.patch_size:
             raise ValueError(
-                f"SimModelConfig: image_size={self.image_size} must be a multiple of patch_size={self.patch_size}"
+                f"SimModelConfig: image_size={self.image_size} must be a multiple of "
+                f"patch_size={self.patch_size}"
             )
         if self.embed_dim % self.num_heads or self.pred_embed_dim % self.pred_heads:
             raise ValueError("SimModelConfig: embed dims must be divisible by their head counts")
@@ -184,7 +185,10 @@ class SimWorldModel(nn.Module):
 
     # -- predictor -------------------------------------------------------------------------------------
     def predict(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: ``z[B, T, N, D]``, actions/states ``[B, T, 7]`` -> ``[B, T, N, D]`` (t predicts t+1)."""
+        """Teacher forcing: ``z[B, T, N, D]``, actions/states ``[B, T, 7]`` -> ``[B, T, N, D]``.
+
+        Output step t is the prediction of step t + 1.
+        """
         b, t, n, d = z.shape
         out = self.predictor(z.reshape(b, t * n, d), actions, states).view(b, t, n, d)
         if self.cfg.residual:
