@@ -80,6 +80,9 @@ class WorldModelEnergy:
         use_cache: key/value-cached rollout (default) or full recompute per step.
         bf16: run the rollout under bf16 autocast (energies are still reduced in float32).
         chunk_size: evaluate at most this many samples per rollout batch (bounds memory); None = all.
+        refine: with ``bf16``, re-evaluate the ``refine`` lowest bf16 energies in float32 and return those
+            exact values (so CEM's elites are ranked in float32 while the bulk of the candidates is screened
+            in bf16); 0 disables.
     """
 
     def __init__(
@@ -94,7 +97,10 @@ class WorldModelEnergy:
         use_cache: bool = True,
         bf16: bool = False,
         chunk_size: int | None = None,
+        refine: int = 0,
     ) -> None:
+        if not isinstance(refine, int) or refine < 0:
+            raise ValueError(f"WorldModelEnergy: refine must be an int >= 0, got {refine!r}")
         if distance not in DISTANCES:
             raise ValueError(f"WorldModelEnergy: distance must be one of {DISTANCES}, got {distance!r}")
         if steps not in STEP_MODES:
@@ -137,8 +143,9 @@ class WorldModelEnergy:
         self.z_goal = z_goal.float().reshape(1, 1, n, d)
         self.past_actions = past_actions
         self.distance, self.steps = distance, steps
-        self.use_cache, self.bf16, self.chunk_size = use_cache, bf16, chunk_size
+        self.use_cache, self.bf16, self.chunk_size, self.refine = use_cache, bf16, chunk_size, refine
         self._cache = None
+        self._cache32 = None
         if use_cache and s0 > 1:
             # The context steps do not depend on the planned actions: encode them once, batch 1.
             with torch.no_grad(), _autocast(self.device, bf16):
@@ -151,13 +158,25 @@ class WorldModelEnergy:
         size = self.chunk_size or actions.shape[0]
         yield from actions.split(size, dim=0)
 
-    def rollout(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``actions[S, H, 7]`` -> predicted embeddings ``[S, H, N, D]`` (float32), states ``[S, H+1, 7]``."""
+    def rollout(self, actions: torch.Tensor, bf16: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``actions[S, H, 7]`` -> predicted embeddings ``[S, H, N, D]`` (float32), states ``[S, H+1, 7]``.
+
+        ``bf16`` overrides the energy's setting for this call.
+        """
         if actions.ndim != 3 or actions.shape[-1] != 7:
             raise ValueError(f"WorldModelEnergy: actions must be [S, H, 7], got {tuple(actions.shape)}")
+        bf16 = self.bf16 if bf16 is None else bf16
+        cache = self._cache
+        if not bf16 and self.bf16 and self._cache is not None:
+            if self._cache32 is None:  # the context cache in float32 for the refinement pass
+                with torch.no_grad():
+                    self._cache32 = self.world_model.context_cache(
+                        self.z_context, self.states_context, self.past_actions
+                    )
+            cache = self._cache32
         actions = actions.to(self.device, torch.float32)
         zs, ss = [], []
-        with torch.set_grad_enabled(actions.requires_grad), _autocast(self.device, self.bf16):
+        with torch.set_grad_enabled(actions.requires_grad), _autocast(self.device, bf16):
             for chunk in self._chunks(actions):
                 z, s = self.world_model.rollout(
                     self.z_context,
@@ -165,19 +184,29 @@ class WorldModelEnergy:
                     chunk,
                     past_actions=self.past_actions,
                     use_cache=self.use_cache,
-                    cache=self._cache,
+                    cache=cache,
                 )
                 zs.append(z.float())
                 ss.append(s.float())
         return torch.cat(zs), torch.cat(ss)
 
+    def _energy(self, z_pred: torch.Tensor) -> torch.Tensor:
+        if self.steps == "last":
+            return latent_distance(z_pred[:, -1], self.z_goal[:, 0], self.distance)
+        return latent_distance(z_pred, self.z_goal, self.distance).mean(dim=1)
+
     def __call__(self, actions: torch.Tensor) -> torch.Tensor:
         """``actions[S, H, 7] -> energy[S]`` (float32, on the model's device)."""
         z_pred, _ = self.rollout(actions)  # [S, H, N, D]
         self.calls += 1
-        if self.steps == "last":
-            return latent_distance(z_pred[:, -1], self.z_goal[:, 0], self.distance)
-        return latent_distance(z_pred, self.z_goal, self.distance).mean(dim=1)
+        energies = self._energy(z_pred)
+        if self.bf16 and self.refine and not actions.requires_grad:
+            k = min(self.refine, energies.shape[0])
+            best = torch.topk(energies, k, largest=False).indices
+            z32, _ = self.rollout(actions[best.to(actions.device)], bf16=False)
+            energies = energies.clone()
+            energies[best] = self._energy(z32)
+        return energies
 
 
 class WorldModelObjective:
@@ -202,6 +231,7 @@ class WorldModelObjective:
         use_cache: bool = True,
         bf16: bool = False,
         chunk_size: int | None = None,
+        refine: int = 0,
     ) -> None:
         self.world_model = world_model.eval()
         self.device = next(world_model.parameters()).device

@@ -86,6 +86,13 @@ def test_chunked_energy_matches_and_bf16_error_is_small(wm, problem):
     bf16 = WorldModelEnergy(wm, bf16=True, **kw)(actions)
     rel = ((bf16 - ref).abs() / ref).max()
     assert rel < 0.05, f"bf16 energy relative error {rel:.4f}"
+    # refine: the lowest bf16 energies are re-evaluated in float32 (context of 2 steps: fp32 cache too)
+    kw2 = dict(z_context=z, states_context=states, z_goal=goal, past_actions=problem[3])
+    ref2 = WorldModelEnergy(wm, **kw2)(actions)
+    refined = WorldModelEnergy(wm, bf16=True, refine=3, **kw2)(actions)
+    best = torch.topk(WorldModelEnergy(wm, bf16=True, **kw2)(actions), 3, largest=False).indices
+    assert torch.allclose(refined[best], ref2[best], atol=1e-5)
+    assert torch.allclose(WorldModelEnergy(wm, bf16=True, refine=6, **kw2)(actions), ref2, atol=1e-5)
 
 
 def test_rollout_parity_fixture_through_energy_path(parity_dir):
