@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--maxnorm", type=float, default=None, help="per-axis action bound (m); task default")
     g.add_argument("--max-steps", type=int, default=None, help="MPC steps per episode; task default")
     g.add_argument("--no-keep-still", action="store_true", help="do not always evaluate the zero action")
+    g.add_argument(
+        "--stop-energy",
+        type=float,
+        default=None,
+        help="world model: hold still while the current frame's energy to the goal is below this",
+    )
     g.add_argument("--batch-episodes", type=int, default=25, help="episodes planned in lockstep")
     parser.add_argument(
         "--push-start", default="aligned", choices=PUSH_STARTS, help="push start distribution"
@@ -157,6 +163,7 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
         "maxnorm": args.maxnorm if args.maxnorm is not None else d["maxnorm"],
         "max_steps": args.max_steps if args.max_steps is not None else d["max_steps"],
         "keep_still": not args.no_keep_still,
+        "stop_energy": args.stop_energy,
         "push_start": args.push_start if args.task == "push" else None,
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": image_size,
@@ -193,10 +200,11 @@ def _image_tensor(images) -> torch.Tensor:
 class WorldModelCEM:
     """Batched CEM on the learned world model's energy (all active episodes in one predictor call)."""
 
-    def __init__(self, model, cfg: BatchedCEMConfig, seed: int) -> None:
-        self.model, self.cfg = model, cfg
+    def __init__(self, model, cfg: BatchedCEMConfig, seed: int, stop_energy: float | None = None) -> None:
+        self.model, self.cfg, self.stop_energy = model, cfg, stop_energy
         self.gen = torch.Generator().manual_seed(seed)
         self.prev: torch.Tensor | None = None
+        self.observed_energy: np.ndarray | None = None
 
     def reset(self, goals: list[np.ndarray]) -> None:
         with torch.no_grad():
@@ -496,6 +504,9 @@ def run_batch(
             if np.isfinite(energies[j]):
                 r["energy_trace"].append(float(energies[j]))
             r["planning_times_s"].append(per_episode)
+            obs_e = getattr(policy, "observed_energy", None)
+            if obs_e is not None:
+                r.setdefault("observed_energy_trace", []).append(float(obs_e[j]))
             r["ee_trajectory"].append([float(v) for v in obs["state"][:3]])
             if r["block_trajectory"] is not None:
                 r["block_trajectory"].append(_block(info))
@@ -578,7 +589,7 @@ def plan_episodes(args: argparse.Namespace) -> dict:
         elif args.baseline == "oracle":
             policy = OracleCEM(model, cem_cfg, seed, args.oracle_energy, envs[: len(batch)])
         elif args.planner == "cem":
-            policy = WorldModelCEM(model, cem_cfg, seed)
+            policy = WorldModelCEM(model, cem_cfg, seed, settings["stop_energy"])
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)
         run_batch(policy, envs[: len(batch)], batch, args, settings, model, out, goal_override)
