@@ -11,6 +11,7 @@ throughput of the same precision.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -284,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         f"presets {args.config} / {args.pretrain_config}"
     )
     n = args.matmul_size
+    print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"matmul {n}^3: bf16 {peak['bf16']:.0f} GFLOP/s, fp32 {peak['fp32']:.0f} GFLOP/s")
     print()
     hdr = "| variant | dtype | batch | ms/step | clips/s | GFLOP/step | GFLOP/s | of matmul peak |"
@@ -308,9 +310,10 @@ def run(args: argparse.Namespace) -> int:
             for name, dt, batch, r in rows
         ]
         title = (
-            f"training throughput, {args.config} / {args.pretrain_config}, "
-            f"{torch.get_num_threads()} threads; "
-            f"matmul bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s"
+            f"training throughput: {args.config} / {args.pretrain_config}, "
+            f"{torch.get_num_threads()} thread(s), "
+            f"load avg {os.getloadavg()[0]:.1f}\nmeasured matmul {args.matmul_size}^3: "
+            f"bf16 {peak['bf16']:.0f}, fp32 {peak['fp32']:.0f} GFLOP/s"
         )
         plot_throughput(data, args.plot, title)
     print()

@@ -60,7 +60,7 @@ def plot_throughput(rows: list[dict], out_png: str | Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
     names = [f"{r['name']}\n[{r['dtype']}]" for r in rows]
     vals = [r["clips_per_s"] for r in rows]
     bars = ax.barh(names, vals, color="#4C72B0")
