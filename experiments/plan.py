@@ -235,7 +235,13 @@ class WorldModelCEM:
         if self.prev is None:
             self.prev = torch.zeros(self.z_goal.shape[0], self.cfg.horizon, 7)
         self.prev[idx] = plan.actions
-        return plan.actions[:, 0].numpy(), plan.energy.numpy()
+        actions = plan.actions[:, 0].numpy().copy()
+        # Energy of the current observation itself (encoder only, no prediction): a success detector in
+        # embedding space. Below the threshold the arm holds still instead of jittering out of the basin.
+        self.observed_energy = energy(z_cur, self.z_goal[idx]).numpy()
+        if self.stop_energy is not None:
+            actions[self.observed_energy < self.stop_energy] = 0.0
+        return actions, plan.energy.numpy()
 
 
 class OracleCEM:

@@ -200,3 +200,16 @@ def test_plan_droid_offline_one_step(shared, tmp_path):
     assert clip["recorded_action"][:3] == pytest.approx([0.09237, 0.03099, 0.08428], abs=1e-4)
     assert all(abs(v) <= 0.075 + 1e-6 for v in clip["planned_action"][:3]) and clip["xyz_error_cm"] >= 0
     assert np.load(tmp_path / "o" / "landscape_clip0.npz")["energy"].shape == (5, 5)
+
+
+def test_plan_stop_energy_holds_still(tiny_checkpoint, tmp_path):
+    """With a threshold above any energy the arm never moves; the observed energy is logged per step."""
+    _inproc(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--episodes", "1", "--stop-energy", "100",
+        "--out", str(tmp_path / "s"), "--landscapes", "0", "--save-frames", "0", *PLAN_TINY,
+    )  # fmt: skip
+    rec = json.loads((tmp_path / "s" / "episodes" / "ep_0000.json").read_text())
+    assert rec["actions"] == [[0.0, 0.0, 0.0]] * 2
+    assert len(rec["observed_energy_trace"]) == 2 and all(e > 0 for e in rec["observed_energy_trace"])
+    ee = np.asarray(rec["ee_trajectory"])
+    assert np.abs(ee - ee[0]).max() < 2e-3  # held still (up to the weld settling)
