@@ -41,6 +41,8 @@ def _plt():
 
 
 def _colour(method: str) -> str:
+    if "stop" in method:
+        return "tab:purple"
     for key, colour in _METHOD_COLOURS.items():
         if method.startswith(key) or key in method:
             return colour
@@ -71,6 +73,7 @@ def plot_success(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(tasks) * max(1, len(methods)) / 2, 3.6))
     width = 0.8 / max(1, len(methods))
+    labelled: set[str] = set()
     for j, method in enumerate(methods):
         for i, task in enumerate(tasks):
             row = next((r for r in rows if r["task"] == task and r["method"] == method), None)
@@ -79,7 +82,9 @@ def plot_success(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             x = i + (j - (len(methods) - 1) / 2) * width
             p = row["success_rate"]
             err = [[p - row["success_ci_lo"]], [row["success_ci_hi"] - p]]
-            ax.bar(x, 100 * p, width * 0.9, color=_colour(method), label=method if i == 0 else None)
+            label = None if method in labelled else method
+            labelled.add(method)
+            ax.bar(x, 100 * p, width * 0.9, color=_colour(method), label=label)
             ax.errorbar(x, 100 * p, yerr=100 * np.asarray(err), color="black", capsize=3, lw=1)
             ax.text(x, 100 * p + 2, f"{100 * p:.0f}%\nn={row['n']}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(tasks)), tasks)
@@ -125,7 +130,7 @@ def plot_filmstrip(frames_npz: str | Path, out: str | Path, max_frames: int = 12
     for spine in axes[-1].spines.values():
         spine.set_edgecolor("tab:red")
     title = str(data["title"]) if "title" in data else Path(frames_npz).stem
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=9, y=1.12)
     return _save(fig, out)
 
 
