@@ -160,7 +160,8 @@ def collect_task(
             a = np.zeros(7)
             if directed:
                 tgt = _directed_target(task, env, info)
-                a[:3] = gain * (tgt - obs["state"][:3]) + rng.normal(0.0, cfg.noise * bound / cfg.max_delta, 3)
+                noise = rng.normal(0.0, cfg.noise * bound / cfg.max_delta, 3)
+                a[:3] = gain * (tgt - obs["state"][:3]) + noise
             else:
                 a[:3] = rng.uniform(-bound, bound, 3) * (rng.uniform(0.2, 1.0))
             a[:3] = np.clip(a[:3], -bound, bound)
