@@ -11,6 +11,18 @@ Alignment of video frames to predictor time steps:
   tubelet and encoded separately, so ``S = T``.
 
 A single image is always encoded by duplicating it into a tubelet (:meth:`WorldModel.encode_image`).
+
+Two options of our training recipe (``vjepa2-ac train``, ``model.token_pool`` / ``model.residual``; both off
+for the official checkpoints):
+
+* ``token_pool = k``: the encoder's ``H x W`` patch grid is average-pooled ``k x k`` before the layer norm,
+  so ``N = (H/k) * (W/k)``; the predictor is built for the pooled grid.
+* ``residual``: the predictor head outputs a change, ``z_next = LN(z_in + P(...))``, where ``z_in`` is the
+  step being fed (teacher forcing: the input step; rollout: the last context step, then the previous
+  prediction). :func:`zero_residual_head` starts such a model at "copy the last step".
+
+The module-level :func:`encode_video`, :func:`predict_steps` and :func:`pool_tokens` are the single
+implementation shared by :class:`WorldModel` and the training objectives.
 """
 
 from __future__ import annotations
@@ -24,7 +36,15 @@ from torch import nn
 from vjepa2_ac.encoder import VisionTransformer, build_encoder
 from vjepa2_ac.predictor import ACPredictor, KVCache, build_predictor
 
-__all__ = ["WorldModel", "ALIGNMENTS"]
+__all__ = [
+    "WorldModel",
+    "ALIGNMENTS",
+    "encode_video",
+    "normalize",
+    "pool_tokens",
+    "predict_steps",
+    "zero_residual_head",
+]
 
 ALIGNMENTS = ("subsample", "duplicate")
 
@@ -46,6 +66,97 @@ def _next_state(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return apply_action(state.to(dtype), action.to(dtype))
 
 
+def normalize(z: torch.Tensor) -> torch.Tensor:
+    """Per-token layer norm without affine parameters (eps 1e-5), as V-JEPA 2-AC normalises reps."""
+    return F.layer_norm(z, (z.shape[-1],))
+
+
+def pool_tokens(z: torch.Tensor, grid_hw: tuple[int, int], k: int) -> torch.Tensor:
+    """Average-pools ``k x k`` neighbouring patch tokens: ``[B, S, H*W, D] -> [B, S, (H/k)*(W/k), D]``."""
+    if k == 1:
+        return z
+    b, s, n, d = z.shape
+    h, w = grid_hw
+    if h * w != n:
+        raise ValueError(f"token_pool: {n} tokens per step do not form the {h}x{w} patch grid")
+    if h % k or w % k:
+        raise ValueError(f"token_pool={k} must divide the {h}x{w} patch grid")
+    x = z.reshape(b * s, h, w, d).permute(0, 3, 1, 2)  # [B*S, D, H, W]
+    x = F.avg_pool2d(x, k)  # [B*S, D, H/k, W/k]
+    return x.permute(0, 2, 3, 1).reshape(b, s, -1, d)
+
+
+def _encode_clips(encoder: VisionTransformer, clips: torch.Tensor, token_pool: int) -> torch.Tensor:
+    """``clips[B, C, T, H, W]`` (T a multiple of the tubelet) -> normed ``[B, T//k, N, D]``."""
+    b, _, t, h, w = clips.shape
+    d = encoder.embed_dim
+    if encoder.is_video:
+        tokens = encoder(clips)  # [B, (T/k)*N, D]
+        steps = t // encoder.tubelet_size
+    else:  # image encoder: every frame on its own
+        frames = clips.permute(0, 2, 1, 3, 4).flatten(0, 1)  # [B*T, C, H, W]
+        tokens = encoder(frames)
+        steps = t
+    tokens = tokens.reshape(b, steps, -1, d)
+    if token_pool > 1:
+        # Pool in float32 (bf16 sums of k*k tokens lose precision), as the training targets are built.
+        p = encoder.patch_size
+        tokens = pool_tokens(tokens.float(), (h // p, w // p), token_pool)
+    return normalize(tokens)
+
+
+def encode_video(
+    encoder: VisionTransformer, video: torch.Tensor, alignment: str = "subsample", token_pool: int = 1
+) -> torch.Tensor:
+    """Layer-normed (optionally pooled) embeddings ``z[B, S, N, D]`` of ``video[B, C, T, H, W]``.
+
+    ``alignment`` as in the module docstring: ``S = T // tubelet`` ("subsample") or ``S = T``
+    ("duplicate": each frame repeated into its own tubelet and encoded alone).
+    """
+    _check("video", video, 5)
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    b, c, t, h, w = video.shape
+    k = encoder.tubelet_size if encoder.is_video else 1
+    if alignment == "subsample":
+        if t % k:
+            raise ValueError(
+                f"video has T={t} frames, not a multiple of the tubelet size {k} (alignment 'subsample')"
+            )
+        return _encode_clips(encoder, video, token_pool)
+    # duplicate: [B, C, T, H, W] -> [B*T, C, k, H, W], each frame its own tubelet at time index 0
+    frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, h, w).expand(-1, -1, k, -1, -1)
+    z = _encode_clips(encoder, frames, token_pool)  # [B*T, 1, N, D]
+    return z.view(b, t, *z.shape[2:])
+
+
+def predict_steps(
+    predictor: ACPredictor,
+    z: torch.Tensor,
+    actions: torch.Tensor,
+    states: torch.Tensor,
+    extrinsics: torch.Tensor | None = None,
+    residual: bool = False,
+) -> torch.Tensor:
+    """Block-causal teacher forcing ``z[B, S, N, D] -> LN(P(z) [+ z])[B, S, N, D]`` (output s predicts s+1).
+
+    With ``residual`` the predictor output is a change added to its own input step before the layer norm.
+    """
+    b, s, n, d = z.shape
+    out = predictor(z.reshape(b, s * n, d), actions, states, extrinsics)  # [B', S*N, D]
+    out = out.view(out.shape[0], s, n, d)
+    if residual:
+        out = out + z
+    return normalize(out)
+
+
+@torch.no_grad()
+def zero_residual_head(predictor: ACPredictor) -> None:
+    """Zeroes the predictor's output projection: a residual model then starts at "copy the last step"."""
+    nn.init.zeros_(predictor.predictor_proj.weight)
+    nn.init.zeros_(predictor.predictor_proj.bias)
+
+
 class WorldModel(nn.Module):
     """Frozen-encoder latent world model ``z_{t+1} = P(z_{<=t}, a_{<=t}, s_{<=t})``.
 
@@ -54,14 +165,38 @@ class WorldModel(nn.Module):
         predictor: the AC predictor (:func:`vjepa2_ac.build_predictor`); its grid must match the encoder's
             patch grid and its ``embed_dim`` the encoder width.
         alignment: ``"subsample"`` or ``"duplicate"`` (see the module docstring).
+        token_pool: ``k >= 1``; average-pool ``k x k`` patch tokens before the layer norm (the predictor's
+            grid must then be the encoder grid divided by ``k``).
+        residual: the predictor outputs the change of the fed step (``z_next = LN(z_in + P(...))``).
     """
 
     def __init__(
-        self, encoder: VisionTransformer, predictor: ACPredictor, alignment: str = "subsample"
+        self,
+        encoder: VisionTransformer,
+        predictor: ACPredictor,
+        alignment: str = "subsample",
+        token_pool: int = 1,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if isinstance(token_pool, bool) or not isinstance(token_pool, int) or token_pool < 1:
+            raise ValueError(f"token_pool must be an int >= 1, got {token_pool!r}")
+        if not isinstance(residual, bool):
+            raise ValueError(f"residual must be a bool, got {residual!r}")
+        grid = tuple(encoder.grid_size)
+        if any(g % token_pool for g in grid):
+            raise ValueError(
+                f"token_pool={token_pool} must divide the encoder patch grid {grid[0]}x{grid[1]}"
+            )
+        pooled = (grid[0] // token_pool, grid[1] // token_pool)
+        if pooled != (predictor.grid_height, predictor.grid_width):
+            raise ValueError(
+                f"predictor grid {predictor.grid_height}x{predictor.grid_width} != encoder patch grid "
+                f"{grid[0]}x{grid[1]} pooled by token_pool={token_pool} ({pooled[0]}x{pooled[1]}); build the "
+                f"predictor with img_size = encoder img_size // token_pool"
+            )
         if encoder.embed_dim != predictor.embed_dim:
             raise ValueError(
                 f"encoder width {encoder.embed_dim} != predictor embed_dim {predictor.embed_dim}"
@@ -71,6 +206,8 @@ class WorldModel(nn.Module):
         self.encoder = encoder
         self.predictor = predictor
         self.alignment = alignment
+        self.token_pool = token_pool
+        self.residual = residual
 
     # -- properties --------------------------------------------------------------------------------
     @property
@@ -85,51 +222,33 @@ class WorldModel(nn.Module):
 
     @property
     def config(self) -> dict:
-        """Constructor kwargs of both modules plus the alignment: enough to rebuild the model."""
+        """Constructor kwargs of both modules plus our options: enough to rebuild the model."""
         return {
             "encoder": dict(self.encoder.config),
             "predictor": dict(self.predictor.config),
             "alignment": self.alignment,
+            "token_pool": self.token_pool,
+            "residual": self.residual,
         }
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """Per-token layer norm without affine parameters (eps 1e-5), as V-JEPA 2-AC normalises reps."""
-        return F.layer_norm(z, (z.shape[-1],))
+        return normalize(z)
+
+    def _next_z(self, out: torch.Tensor, z_in: torch.Tensor) -> torch.Tensor:
+        """Normed next step from the predictor output ``out[B, N, D]``, fed step ``z_in[B|1, N, D]``."""
+        return normalize(out + z_in if self.residual else out)
 
     # -- encoding ----------------------------------------------------------------------------------
-    def _encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
-        """``clips[B, C, T, H, W]`` (T a multiple of the tubelet) -> normed ``[B, T//k, N, D]``."""
-        b = clips.shape[0]
-        k = self.tubelet_size
-        if self.encoder.is_video:
-            tokens = self.encoder(clips)  # [B, (T/k)*N, D]
-        else:  # image encoder: every frame on its own
-            frames = clips.permute(0, 2, 1, 3, 4).flatten(0, 1)  # [B*T, C, H, W]
-            tokens = self.encoder(frames).view(b, -1, self.embed_dim)
-        steps = clips.shape[2] // k
-        return self.normalize(tokens.view(b, steps, -1, self.embed_dim))
-
     def encode(self, video: torch.Tensor) -> torch.Tensor:
         """Encodes a clip ``video[B, C, T, H, W]`` into ``z[B, S, N, D]`` (``S`` by the alignment)."""
-        _check("video", video, 5)
-        b, c, t, h, w = video.shape
-        k = self.tubelet_size
-        if self.alignment == "subsample":
-            if t % k:
-                raise ValueError(
-                    f"video has T={t} frames, not a multiple of the tubelet size {k} (alignment 'subsample')"
-                )
-            return self._encode_clips(video)
-        # duplicate: [B, C, T, H, W] -> [B*T, C, k, H, W], each frame its own tubelet at time index 0
-        frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, h, w).expand(-1, -1, k, -1, -1)
-        z = self._encode_clips(frames)  # [B*T, 1, N, D]
-        return z.view(b, t, -1, self.embed_dim)
+        return encode_video(self.encoder, video, self.alignment, self.token_pool)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Encodes one frame ``image[B, C, H, W]`` (duplicated into a tubelet) into ``z[B, 1, N, D]``."""
         _check("image", image, 4)
         clip = image.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
-        return self._encode_clips(clip)
+        return _encode_clips(self.encoder, clip, self.token_pool)
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(
@@ -146,9 +265,7 @@ class WorldModel(nn.Module):
         _check("z", z, 4, self.embed_dim)
         _check("actions", actions, 3, 7)
         _check("states", states, 3, 7)
-        b, s, n, d = z.shape
-        out = self.predictor(z.reshape(b, s * n, d), actions, states, extrinsics)
-        return self.normalize(out).view(out.shape[0], s, n, d)
+        return predict_steps(self.predictor, z, actions, states, extrinsics, residual=self.residual)
 
     def context_cache(
         self,
@@ -241,7 +358,7 @@ class WorldModel(nn.Module):
                 e = ext_for(s0 + h)
                 e = e[:, -1:] if e is not None else None
                 out, cache = self.predictor.forward_steps(z_in, actions[:, h : h + 1], s_in, e, cache=cache)
-                z_in = self.normalize(out)  # [B, N, D]
+                z_in = self._next_z(out, z_in)  # [B, N, D]
                 preds.append(z_in)
                 states.append(_next_state(states[-1], actions[:, h]))
                 s_in = states[-1][:, None]
@@ -253,7 +370,7 @@ class WorldModel(nn.Module):
                 acts = torch.cat([past, actions[:, : h + 1]], dim=1)  # [B, S0+h, 7]
                 steps = s0 + h
                 out = self.predictor(z_seq.reshape(b, steps * n, d), acts, s_seq, ext_for(steps))
-                nxt = self.normalize(out[:, -n:])  # [B, N, D]
+                nxt = self._next_z(out[:, -n:], z_seq[:, -1])  # [B, N, D]
                 preds.append(nxt)
                 states.append(_next_state(states[-1], actions[:, h]))
                 z_seq = torch.cat([z_seq, nxt[:, None].to(z_seq.dtype)], dim=1)
@@ -269,15 +386,25 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> WorldModel:
-        """Builds an (untrained) model from a :attr:`config` dict."""
+        """Builds an (untrained) model from a :attr:`config` dict.
+
+        ``token_pool`` / ``residual`` default to 1 / False (configs written before they existed). A residual
+        model's head is zero-initialised, as training starts it.
+        """
         for key in ("encoder", "predictor"):
             if not isinstance(config.get(key), dict):
                 raise ValueError(f"world-model config needs a dict entry {key!r} of constructor kwargs")
-        return cls(
+        residual = config.get("residual", False)
+        model = cls(
             build_encoder(**config["encoder"]),
             build_predictor(**config["predictor"]),
             alignment=config.get("alignment", "subsample"),
+            token_pool=config.get("token_pool", 1),
+            residual=residual,
         )
+        if residual:
+            zero_residual_head(model.predictor)
+        return model
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:

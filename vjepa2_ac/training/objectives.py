@@ -14,42 +14,35 @@ from torch import nn
 
 from vjepa2_ac.training.config import MaskBlockConfig
 from vjepa2_ac.training.masks import sample_tube_masks
+from vjepa2_ac.world_model import encode_video, pool_tokens, predict_steps
+from vjepa2_ac.world_model import normalize as layer_norm
 
-
-def layer_norm(z: torch.Tensor) -> torch.Tensor:
-    """Layer norm over the channel dim without affine (eps 1e-5), as applied to V-JEPA 2-AC reps."""
-    return F.layer_norm(z, (z.shape[-1],))
-
-
-def pool_tokens(z: torch.Tensor, grid_hw: tuple[int, int], k: int) -> torch.Tensor:
-    """Average-pool ``k x k`` neighbouring patch tokens: ``[B, S, H*W, D] -> [B, S, (H/k)*(W/k), D]``."""
-    if k == 1:
-        return z
-    b, s, n, d = z.shape
-    h, w = grid_hw
-    x = z.reshape(b * s, h, w, d).permute(0, 3, 1, 2)
-    x = F.avg_pool2d(x, k)
-    return x.permute(0, 2, 3, 1).reshape(b, s, -1, d)
+__all__ = [
+    "ACObjective",
+    "PretrainObjective",
+    "encode_clips",
+    "layer_norm",
+    "pool_tokens",
+    "sample_masks",
+]
 
 
 @torch.no_grad()
 def encode_clips(
     encoder: nn.Module, video: torch.Tensor, *, tubelet: int, alignment: str, pool: int = 1
 ) -> torch.Tensor:
-    """Frozen-encoder targets ``[B, S, N, D]`` (layer-normed) of ``video[B, C, T, H, W]``.
+    """Frozen-encoder targets ``[B, S, N, D]`` (layer-normed, float32) of ``video[B, C, T, H, W]``.
 
-    ``subsample``: one token step per tubelet of the clip (S = T // tubelet). ``duplicate`` (official):
-    every frame is repeated into its own tubelet and encoded alone (S = T).
+    The same computation as ``WorldModel.encode`` (:func:`vjepa2_ac.world_model.encode_video`), so the
+    planner sees the embeddings the predictor was trained on. ``subsample``: one token step per tubelet
+    of the clip (S = T // tubelet). ``duplicate`` (official): every frame is repeated into its own tubelet
+    and encoded alone (S = T). ``pool``: k x k average pooling of patch tokens before the layer norm.
     """
-    b, c, t, h, w = video.shape
-    p = encoder.patch_size
-    if alignment == "duplicate":
-        frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, h, w).repeat(1, 1, tubelet, 1, 1)
-        z = encoder(frames).reshape(b, t, -1, encoder.embed_dim)
-    else:
-        z = encoder(video).reshape(b, t // tubelet, -1, encoder.embed_dim)
-    z = pool_tokens(z.float(), (h // p, w // p), pool)
-    return layer_norm(z)
+    if encoder.is_video and tubelet != encoder.tubelet_size:
+        raise ValueError(
+            f"tubelet={tubelet} does not match the encoder's tubelet_size={encoder.tubelet_size}"
+        )
+    return encode_video(encoder, video, alignment=alignment, token_pool=pool).float()
 
 
 class ACObjective(nn.Module):
@@ -76,12 +69,12 @@ class ACObjective(nn.Module):
         return (pred.float() - target.float()).abs().pow(self.loss_exp).mean() / self.loss_exp
 
     def step(self, ctx: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Layer-normed predictions ``[B, T, N, D]`` of steps 1..T from ``ctx[B, T, N, D]`` (block-causal)."""
-        b, t, n, d = ctx.shape
-        out = self.predictor(ctx.flatten(1, 2), actions, states).view(b, t, n, d)
-        if self.residual:
-            out = out + ctx  # predict the change; the zero-initialised head starts at "copy the last step"
-        return layer_norm(out)
+        """Layer-normed predictions ``[B, T, N, D]`` of steps 1..T from ``ctx[B, T, N, D]`` (block-causal).
+
+        ``WorldModel.predict``'s computation (:func:`vjepa2_ac.world_model.predict_steps`); with
+        ``residual`` the output is ``LN(ctx + P(ctx))`` (the zero-initialised head starts at "copy").
+        """
+        return predict_steps(self.predictor, ctx, actions, states, residual=self.residual)
 
     def forward(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor):
         s = z.shape[1]

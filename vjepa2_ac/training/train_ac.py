@@ -153,13 +153,12 @@ def build_models(cfg: TrainACConfig) -> tuple[nn.Module, nn.Module]:
     """Encoder (frozen, eval) and predictor, initialised as ``cfg.init`` says."""
     from vjepa2_ac import build_encoder, build_predictor
     from vjepa2_ac.checkpoint import load_checkpoint, load_official_checkpoint, load_state_dict_strict
+    from vjepa2_ac.world_model import zero_residual_head
 
     encoder = build_encoder(**cfg.model.encoder.kwargs())
     predictor = build_predictor(**predictor_kwargs(cfg))
     if cfg.model.residual:
-        # Residual head starts at zero change: the model starts as "copy the last step".
-        nn.init.zeros_(predictor.predictor_proj.weight)
-        nn.init.zeros_(predictor.predictor_proj.bias)
+        zero_residual_head(predictor)  # starts at zero change: "copy the last step"
     init = cfg.init
     if init.official_checkpoint:
         with_pred = not init.predictor_checkpoint
@@ -180,19 +179,26 @@ def build_models(cfg: TrainACConfig) -> tuple[nn.Module, nn.Module]:
     return encoder, predictor
 
 
+def as_world_model(cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module):
+    """The trained modules as a ``WorldModel`` with the run's ``alignment`` / ``token_pool`` / ``residual``
+    (shares their parameters; checks that the predictor grid is the pooled encoder grid)."""
+    from vjepa2_ac.world_model import WorldModel
+
+    return WorldModel(
+        encoder,
+        predictor,
+        alignment=cfg.model.alignment,
+        token_pool=cfg.model.token_pool,
+        residual=cfg.model.residual,
+    )
+
+
 def world_model_config(cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module) -> dict[str, Any]:
-    """The ``WorldModel`` config of the trained model (+ our options ``token_pool`` / ``residual``)."""
-    enc_kw = dict(getattr(encoder, "config", cfg.model.encoder.kwargs()))
-    pred_kw = dict(getattr(predictor, "config", predictor_kwargs(cfg)))
-    enc_kw["use_activation_checkpointing"] = False
-    pred_kw["use_activation_checkpointing"] = False
-    return {
-        "encoder": enc_kw,
-        "predictor": pred_kw,
-        "alignment": cfg.model.alignment,
-        "token_pool": cfg.model.token_pool,
-        "residual": cfg.model.residual,
-    }
+    """The ``WorldModel.config`` of the trained model (activation checkpointing off for inference)."""
+    config = as_world_model(cfg, encoder, predictor).config
+    config["encoder"]["use_activation_checkpointing"] = False
+    config["predictor"]["use_activation_checkpointing"] = False
+    return config
 
 
 def export_world_model(
@@ -201,9 +207,8 @@ def export_world_model(
     """Write encoder + predictor weights with their config (``WorldModel.save`` layout)."""
     from vjepa2_ac.checkpoint import save_checkpoint
 
-    state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    state.update({f"predictor.{k}": v for k, v in predictor.state_dict().items()})
-    save_checkpoint(path, state, world_model_config(cfg, encoder, predictor), **extra)
+    wm = as_world_model(cfg, encoder, predictor)
+    save_checkpoint(path, wm, world_model_config(cfg, encoder, predictor), **extra)
 
 
 # ------------------------------------------------------------------------------------------------
