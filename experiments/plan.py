@@ -379,24 +379,29 @@ class SinglePlanner:
 
 # ----------------------------------------------------------------------------------------------- episodes
 def snapshot(env):
-    """Copy of the env's full MuJoCo state (``MjData``)."""
+    """Full simulation snapshot of the env (its ``get_sim_state`` when it has one, else the ``MjData``)."""
     import mujoco
 
     u = env.unwrapped
+    if hasattr(u, "get_sim_state"):
+        return u.get_sim_state()
     snap = mujoco.MjData(u.model)
     mujoco.mj_copyData(snap, u.model, u.data)
     return snap
 
 
 def restore(env, snap) -> None:
-    """Restore a :func:`snapshot` and recompute derived quantities.
+    """Restore a :func:`snapshot` so that the next steps are identical to stepping from the snapshot.
 
-    The env caches its measured EE state (``_state_cache``); it has no public restore API yet, so the
-    cache is invalidated here (else the next ``step`` starts from the pre-restore pose).
+    Uses the env's ``set_sim_state`` (physics and controller state); otherwise copies the ``MjData`` back,
+    recomputes derived quantities and drops the env's cached EE state.
     """
     import mujoco
 
     u = env.unwrapped
+    if hasattr(u, "set_sim_state") and isinstance(snap, dict):
+        u.set_sim_state(snap)
+        return
     mujoco.mj_copyData(u.data, u.model, snap)
     mujoco.mj_forward(u.model, u.data)
     if hasattr(u, "_state_cache"):
