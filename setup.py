@@ -21,7 +21,7 @@ def _packages():
 setup(
     name="vjepa2-ac",
     version="0.1.0",
-    description="V-JEPA 2-AC action-conditioned latent world model: models, DROID data, MuJoCo tasks, planners",
+    description="V-JEPA 2-AC latent world model: models, DROID data, MuJoCo tasks, planners",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="MIT",

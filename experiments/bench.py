@@ -9,7 +9,10 @@ import argparse
 import importlib
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "planning": ("vjepa2_ac.planners.bench", "CEM iteration time: cached rollout vs the official-style naive one"),
+    "planning": (
+        "vjepa2_ac.planners.bench",
+        "CEM iteration time: cached rollout vs the official-style naive one",
+    ),
     "video": ("vjepa2_ac.datasets.bench", "raw-DROID clip decoding throughput (clips/s)"),
     "envs": ("vjepa2_ac.envs.bench", "MuJoCo physics steps/s and rendered frames/s"),
     "model": ("vjepa2_ac.model_bench", "world-model rollout: KV-cached/bf16 vs naive official, RoPE tables"),
@@ -21,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     names = ", ".join(f"{n} ({h})" for n, (_, h) in BENCHMARKS.items())
     parser.add_argument("benchmark", choices=list(BENCHMARKS), metavar="BENCHMARK", help=f"one of: {names}")
     # The benchmark's own options are parsed by its module, imported only for the benchmark that runs.
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark (see BENCHMARK --help)")
+    parser.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="options of the benchmark (see BENCHMARK --help)"
+    )
 
 
 def run(args: argparse.Namespace) -> int | None:

@@ -18,10 +18,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("vjepa2_ac.datasets.cli", "dataset tools (data check DIR)"),
     "pretrain": ("vjepa2_ac.training.pretrain", "V-JEPA masked-latent encoder pretraining (stage 1)"),
     "train": ("vjepa2_ac.training.train_ac", "AC-predictor training on a frozen encoder (stage 2)"),
-    "probe": ("vjepa2_ac.training.probe", "train a probe on frozen embeddings (end-effector / block positions)"),
+    "probe": (
+        "vjepa2_ac.training.probe",
+        "train a probe on frozen embeddings (end-effector / block positions)",
+    ),
     "plan": ("vjepa2_ac.experiments.plan", "planning experiments over seeded episodes"),
-    "plot": ("vjepa2_ac.experiments.plot", "rollout filmstrips, energy traces/landscapes, success bars, curves"),
-    "bench": ("vjepa2_ac.experiments.bench", "benchmarks (planning, video, envs, train)"),
+    "plot": (
+        "vjepa2_ac.experiments.plot",
+        "rollout filmstrips, energy traces/landscapes, success bars, curves",
+    ),
+    "bench": ("vjepa2_ac.experiments.bench", "benchmarks (planning, model, video, envs, train)"),
 }
 
 
