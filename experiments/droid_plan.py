@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vjepa2_ac.experiments.batched_cem import BatchedCEMConfig, batched_cem
 from vjepa2_ac.experiments.results import atomic_write_json
+from vjepa2_ac.planners.cem import CEM, CEMConfig
 
 
 class DroidPlanError(ValueError):
@@ -98,11 +98,11 @@ def plan_droid(args: argparse.Namespace) -> dict:
         )
         e_grid = energy_fn(acts)[0].view(n, n, n).numpy()
         best = np.unravel_index(np.argmin(e_grid), e_grid.shape)
-        cfg = BatchedCEMConfig(
-            samples=args.samples, iterations=args.iterations, topk=args.topk, maxnorm=maxnorm
+        cfg = CEMConfig.mpc(maxnorm=maxnorm, samples=args.samples, iterations=args.iterations, topk=args.topk)
+        (plan,) = CEM(cfg).plan_batch(
+            energy_fn, 1, 1, generators=[torch.Generator().manual_seed(args.seed)], score_plan=True
         )
-        plan = batched_cem(energy_fn, 1, cfg, torch.Generator().manual_seed(args.seed))
-        planned = plan.actions[0, 0].numpy()
+        planned = plan.actions[0].numpy()
         iz = int(np.argmin(np.abs(grid - planned[2])))
         np.savez(
             out / f"landscape_clip{i}.npz",
@@ -125,7 +125,7 @@ def plan_droid(args: argparse.Namespace) -> dict:
                     @ true_action[:3]
                     / max(np.linalg.norm(planned[:3]) * np.linalg.norm(true_action[:3]), 1e-9)
                 ),
-                "energy": float(plan.energy[0]),
+                "energy": float(plan.plan_energy),
             }
         )
     summary = {"checkpoint": str(args.checkpoint), "data": str(args.droid), "goal_frame": k, "clips": results}

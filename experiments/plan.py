@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vjepa2_ac.experiments.batched_cem import BatchedCEMConfig, batched_cem, shift_plans
 from vjepa2_ac.experiments.episodes import PUSH_STARTS, TASKS, make_env, reset_episode
 from vjepa2_ac.experiments.results import atomic_write_json, episode_path, write_summary
 from vjepa2_ac.experiments.sim_model import energy
+from vjepa2_ac.planners.cem import CEM, CEMConfig, shift_plans
 
 PLANNERS = ("cem", "mppi", "gd", "random_shooting")
 BASELINES = ("random", "oracle")
@@ -197,12 +197,34 @@ def _image_tensor(images) -> torch.Tensor:
     return torch.from_numpy(np.stack(images))
 
 
+def _episode_generators(seed: int, n: int) -> list[torch.Generator]:
+    """One CPU generator per episode of a batch, so an episode's plans do not depend on which other
+    episodes are still running (``CEM.plan_batch`` draws each problem's noise from its own)."""
+    return [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(n)]
+
+
+def _plan_active(
+    cem: CEM, fn, horizon: int, prev, gens, active: list[int]
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Batched CEM over the active episodes, warm-started from their previous plans.
+
+    Returns the plans ``[E, H, 7]`` and the energy of each plan itself ``[E]``.
+    """
+    idx = torch.tensor(active)
+    init = None if prev is None else shift_plans(prev[idx])
+    results = cem.plan_batch(fn, len(active), horizon, init, [gens[i] for i in active], score_plan=True)
+    plans = torch.stack([r.actions for r in results])
+    return plans, np.array([r.plan_energy for r in results], dtype=np.float32)
+
+
 class WorldModelCEM:
     """Batched CEM on the learned world model's energy (all active episodes in one predictor call)."""
 
-    def __init__(self, model, cfg: BatchedCEMConfig, seed: int, stop_energy: float | None = None) -> None:
-        self.model, self.cfg, self.stop_energy = model, cfg, stop_energy
-        self.gen = torch.Generator().manual_seed(seed)
+    def __init__(
+        self, model, cfg: CEMConfig, horizon: int, seed: int, stop_energy: float | None = None
+    ) -> None:
+        self.model, self.stop_energy = model, stop_energy
+        self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev: torch.Tensor | None = None
         self.observed_energy: np.ndarray | None = None
 
@@ -210,6 +232,7 @@ class WorldModelCEM:
         with torch.no_grad():
             self.z_goal = self.model.encode_images(_image_tensor(goals))  # [E, N, D]
         self.prev = None
+        self.gens = _episode_generators(self.seed, len(goals))
 
     def energy_fn(self, z_cur: torch.Tensor, s_cur: torch.Tensor, z_goal: torch.Tensor):
         def fn(actions: torch.Tensor) -> torch.Tensor:  # [E, S, H, 7] -> [E, S]
@@ -228,20 +251,18 @@ class WorldModelCEM:
             z_cur = self.model.encode_images(_image_tensor([o["image"] for o in obs_list]))
         s_cur = _state_tensor(obs_list)
         idx = torch.tensor(active)
-        init = None if self.prev is None else shift_plans(self.prev[idx])
-        plan = batched_cem(
-            self.energy_fn(z_cur, s_cur, self.z_goal[idx]), len(active), self.cfg, self.gen, init
-        )
+        fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx])
+        plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
         if self.prev is None:
-            self.prev = torch.zeros(self.z_goal.shape[0], self.cfg.horizon, 7)
-        self.prev[idx] = plan.actions
-        actions = plan.actions[:, 0].numpy().copy()
+            self.prev = torch.zeros(self.z_goal.shape[0], self.horizon, 7)
+        self.prev[idx] = plans
+        actions = plans[:, 0].numpy().copy()
         # Energy of the current observation itself (encoder only, no prediction): a success detector in
         # embedding space. Below the threshold the arm holds still instead of jittering out of the basin.
         self.observed_energy = energy(z_cur, self.z_goal[idx]).numpy()
         if self.stop_energy is not None:
             actions[self.observed_energy < self.stop_energy] = 0.0
-        return actions, plan.energy.numpy()
+        return actions, plan_energy
 
 
 class OracleCEM:
@@ -252,9 +273,9 @@ class OracleCEM:
     the goal image (the world model's upper bound). ``distance``: the true task distance instead.
     """
 
-    def __init__(self, model, cfg: BatchedCEMConfig, seed: int, kind: str, envs) -> None:
-        self.model, self.cfg, self.kind, self.envs = model, cfg, kind, envs
-        self.gen = torch.Generator().manual_seed(seed)
+    def __init__(self, model, cfg: CEMConfig, horizon: int, seed: int, kind: str, envs) -> None:
+        self.model, self.kind, self.envs = model, kind, envs
+        self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev = None
 
     def reset(self, goals: list[np.ndarray]) -> None:
@@ -263,6 +284,7 @@ class OracleCEM:
                 self.z_goal = self.model.encode_images(_image_tensor(goals))
         self.prev = None
         self.n = len(goals)
+        self.gens = _episode_generators(self.seed, self.n)
 
     def _simulate(self, env, actions: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
         """Outcomes of ``actions[S, H, 7]`` from the env's current state; the env is restored after."""
@@ -300,12 +322,11 @@ class OracleCEM:
                 z = self.model.encode_images(_image_tensor(imgs)).view(e, s, *self.z_goal.shape[1:])
             return energy(z, self.z_goal[idx][:, None]).float()
 
-        init = None if self.prev is None else shift_plans(self.prev[idx])
-        plan = batched_cem(fn, len(active), self.cfg, self.gen, init)
+        plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
         if self.prev is None:
-            self.prev = torch.zeros(self.n, self.cfg.horizon, 7)
-        self.prev[idx] = plan.actions
-        return plan.actions[:, 0].numpy(), plan.energy.numpy()
+            self.prev = torch.zeros(self.n, self.horizon, 7)
+        self.prev[idx] = plans
+        return plans[:, 0].numpy(), plan_energy
 
 
 class RandomPolicy:
@@ -334,8 +355,6 @@ class SinglePlanner:
         space = ActionSpace(maxnorm=settings["maxnorm"], fixed={6: 0.0})
         s, it, k = settings["samples"], settings["iterations"], settings["topk"]
         if name == "cem":
-            from vjepa2_ac.planners.cem import CEM, CEMConfig
-
             self.planner = CEM(CEMConfig(samples=s, iterations=it, topk=k, space=space, seed=seed))
         elif name == "mppi":
             from vjepa2_ac.planners.mppi import MPPI, MPPIConfig
@@ -583,12 +602,11 @@ def plan_episodes(args: argparse.Namespace) -> dict:
         make_env(args.task, image_size, camera, max_episode_steps=settings["max_steps"])
         for _ in range(n_batch)
     ]
-    cem_cfg = BatchedCEMConfig(
+    cem_cfg = CEMConfig.mpc(
+        maxnorm=settings["maxnorm"],
         samples=args.samples,
         iterations=args.iterations,
         topk=args.topk,
-        horizon=args.horizon,
-        maxnorm=settings["maxnorm"],
         keep_still=settings["keep_still"],
     )
     bar = tqdm(total=len(todo), desc=f"plan {args.task} {settings['method']}", disable=args.no_progress)
@@ -598,9 +616,9 @@ def plan_episodes(args: argparse.Namespace) -> dict:
         if args.baseline == "random":
             policy = RandomPolicy(settings["maxnorm"], seed)
         elif args.baseline == "oracle":
-            policy = OracleCEM(model, cem_cfg, seed, args.oracle_energy, envs[: len(batch)])
+            policy = OracleCEM(model, cem_cfg, args.horizon, seed, args.oracle_energy, envs[: len(batch)])
         elif args.planner == "cem":
-            policy = WorldModelCEM(model, cem_cfg, seed, settings["stop_energy"])
+            policy = WorldModelCEM(model, cem_cfg, args.horizon, seed, settings["stop_energy"])
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)
         run_batch(policy, envs[: len(batch)], batch, args, settings, model, out, goal_override)

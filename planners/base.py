@@ -121,6 +121,8 @@ class PlanResult:
         best_actions: the lowest-energy sequence evaluated ``[H, 7]`` (``energy`` is its energy).
         evaluations: number of action sequences evaluated.
         seconds: wall time of the planning call.
+        plan_energy: energy of ``actions`` itself when the planner scored it (``CEM.plan_batch``
+            with ``score_plan=True``), else None.
     """
 
     actions: torch.Tensor
@@ -131,6 +133,7 @@ class PlanResult:
     best_actions: torch.Tensor | None = None
     evaluations: int = 0
     seconds: float = 0.0
+    plan_energy: float | None = None
 
 
 class Planner(Protocol):

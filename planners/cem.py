@@ -6,11 +6,23 @@ clips them into the :class:`ActionSpace`, keeps the ``topk`` lowest energies, re
 (unbiased) std on those elites and blends them with the previous values through momentum terms
 (separate ones for the gripper). The returned plan is the final mean with xyz as is, rotation as
 planned (0 when fixed) and the gripper rounded to 0 where ``|g| < gripper_round``.
+
+:meth:`CEM.plan_batch` solves E independent problems in lockstep: one energy call per iteration sees
+the candidates of all problems (``actions[E, S, H, 7] -> energy[E, S]``), which is what makes
+closed-loop evaluation over many episodes cheap on a world model. Each problem draws its noise from
+its own generator and is refitted by the same code as :meth:`CEM.plan`, so problem ``i`` of a batch
+gives exactly the plan of a single-problem call with ``generators[i]``.
+
+Two options (off by default, i.e. official semantics) matter for closed-loop MPC on a learned
+energy: ``keep_still`` makes the all-zero sequence one of the candidates of every iteration, so once
+the arm sits in the energy minimum "stay" can win over random jitter; ``min_std`` floors the refitted
+std so the search never collapses completely. Warm start is the ``init`` argument.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -45,7 +57,11 @@ class CEMConfig:
         momentum_mean_gripper / momentum_std_gripper: the same for the gripper.
         gripper_round: plan gripper values with ``|g| <`` this are set to 0 (official 0.25; 0 disables).
         space: action bounds / fixed dimensions (official: xyz ±0.05, gripper ±0.75, rotation 0).
-        seed: seed of the default generator when ``plan`` gets none.
+        seed: seed of the default generator when ``plan`` gets none (``plan_batch``: ``seed + i``
+            for problem i).
+        keep_still: candidate 0 of every iteration is the all-zero sequence (projected into the
+            space). Not official; off by default.
+        min_std: floor on the refitted std of the planned dimensions (0: official, no floor).
     """
 
     samples: int = 100
@@ -58,6 +74,8 @@ class CEMConfig:
     gripper_round: float = 0.25
     space: ActionSpace = field(default_factory=ActionSpace)
     seed: int = 0
+    keep_still: bool = False
+    min_std: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("samples", "iterations", "topk"):
@@ -74,6 +92,10 @@ class CEMConfig:
             raise ValueError(f"CEMConfig.gripper_round must be >= 0, got {self.gripper_round!r}")
         if not isinstance(self.space, ActionSpace):
             raise TypeError(f"CEMConfig.space must be an ActionSpace, got {type(self.space).__name__}")
+        if not isinstance(self.keep_still, bool):
+            raise TypeError(f"CEMConfig.keep_still must be a bool, got {self.keep_still!r}")
+        if not (isinstance(self.min_std, (int, float)) and 0 <= self.min_std < math.inf):
+            raise ValueError(f"CEMConfig.min_std must be a finite number >= 0, got {self.min_std!r}")
 
     @classmethod
     def paper(cls, **overrides) -> CEMConfig:
@@ -90,6 +112,95 @@ class CEMConfig:
         )
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def mpc(cls, maxnorm: float = 0.05, **overrides) -> CEMConfig:
+        """Closed-loop MPC preset of ``vjepa2-ac plan``: 200 samples, 4 iterations, top 20, momenta
+        0.1, xyz only (gripper pinned at 0), ``keep_still`` and a 2 mm std floor."""
+        values = dict(
+            samples=200,
+            iterations=4,
+            topk=20,
+            momentum_mean=0.1,
+            momentum_std=0.1,
+            momentum_mean_gripper=0.1,
+            momentum_std_gripper=0.1,
+            space=ActionSpace(maxnorm=maxnorm, fixed={GRIPPER: 0.0}),
+            keep_still=True,
+            min_std=0.002,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+BatchEnergyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _Search:
+    """State of one CEM problem; shared by :meth:`CEM.plan` and :meth:`CEM.plan_batch` so both run
+    exactly the same arithmetic."""
+
+    def __init__(self, c: CEMConfig, horizon: int, init, gen: torch.Generator, device, m_mean, m_std):
+        self.c, self.horizon, self.gen, self.device = c, horizon, gen, device
+        self.m_mean, self.m_std = m_mean, m_std
+        space = c.space
+        self.low, self.high = space.bounds(device)
+        self.dims = torch.tensor(space.planned_dims, device=device, dtype=torch.long)
+        self.mean = torch.zeros(horizon, ACTION_DIM, device=device)  # [H, 7]
+        if init is not None:
+            self.mean = space.project(init.to(device, torch.float32))
+        self.std = space.initial_std(device).expand(horizon, -1).clone()  # [H, 7]; 0 on fixed dims
+        self.trace: dict[str, list[float]] = {"best": [], "elite_mean": [], "mean": []}
+        self.best_energy, self.best_actions = math.inf, self.mean.clone()
+        self.elites = self.elite_e = None
+
+    def sample(self) -> torch.Tensor:
+        """Candidates ``[S, H, 7]`` of the next iteration."""
+        c, dims, mean = self.c, self.dims, self.mean
+        # Noise drawn on the CPU generator so that plans do not depend on the device.
+        noise = torch.randn(c.samples, self.horizon, len(dims), generator=self.gen).to(self.device)
+        cand = mean.expand(c.samples, -1, -1).clone()  # [S, H, 7]
+        cand[..., dims] = mean[:, dims] + noise * self.std[:, dims]
+        if c.keep_still:
+            cand[0] = 0.0
+        return c.space.project(torch.maximum(torch.minimum(cand, self.high), self.low))
+
+    def update(self, cand: torch.Tensor, energies: torch.Tensor) -> None:
+        """Refit mean/std on the elites of ``cand[S, H, 7]`` scored ``energies[S]``."""
+        c = self.c
+        e_sorted, order = torch.sort(energies)
+        elite_e = e_sorted[: c.topk]
+        elites = cand[order[: c.topk]]  # [K, H, 7]
+        if float(elite_e[0]) < self.best_energy:
+            self.best_energy, self.best_actions = float(elite_e[0]), elites[0].clone()
+        new_mean = elites.mean(0)
+        new_std = elites.std(0, unbiased=True)
+        if c.min_std > 0:
+            new_std[:, self.dims] = new_std[:, self.dims].clamp_min(c.min_std)
+        self.mean = self.m_mean * self.mean + (1 - self.m_mean) * new_mean
+        self.std = self.m_std * self.std + (1 - self.m_std) * new_std
+        self.elites, self.elite_e = elites, elite_e
+        self.trace["best"].append(float(elite_e[0]))
+        self.trace["elite_mean"].append(float(elite_e.mean()))
+        self.trace["mean"].append(float(energies.mean()))
+
+    def result(self, seconds: float) -> PlanResult:
+        c = self.c
+        # Official output: the final mean (not the best sample), gripper rounded.
+        plan = self.mean.clone()
+        if c.gripper_round > 0:
+            g = plan[:, GRIPPER]
+            plan[:, GRIPPER] = torch.where(g.abs() < c.gripper_round, torch.zeros_like(g), g)
+        return PlanResult(
+            actions=plan,
+            energy=self.best_energy,
+            trace=self.trace,
+            elites=self.elites,
+            elite_energies=self.elite_e,
+            best_actions=self.best_actions,
+            evaluations=c.samples * c.iterations,
+            seconds=seconds,
+        )
 
 
 class CEM:
@@ -128,50 +239,99 @@ class CEM:
         gen = default_generator(generator, c.seed)
         device = torch.device(device) if device is not None else (init.device if init is not None else None)
         device = device or torch.device("cpu")
-        space = c.space
-        low, high = space.bounds(device)
-        dims = torch.tensor(space.planned_dims, device=device, dtype=torch.long)
-        m_mean, m_std = self._momenta(device)
-
-        mean = torch.zeros(horizon, ACTION_DIM, device=device)  # [H, 7]
-        if init is not None:
-            mean = space.project(init.to(device, torch.float32))
-        std = space.initial_std(device).expand(horizon, -1).clone()  # [H, 7]; 0 on fixed dims
-        trace: dict[str, list[float]] = {"best": [], "elite_mean": [], "mean": []}
-        best_energy, best_actions = math.inf, mean.clone()
-        elites = elite_e = None
+        search = _Search(c, horizon, init, gen, device, *self._momenta(device))
         with Timer() as timer:
             for it in range(c.iterations):
-                # Noise drawn on the CPU generator so that plans do not depend on the device.
-                noise = torch.randn(c.samples, horizon, len(dims), generator=gen).to(device)
-                cand = mean.expand(c.samples, -1, -1).clone()  # [S, H, 7]
-                cand[..., dims] = mean[:, dims] + noise * std[:, dims]
-                cand = space.project(torch.maximum(torch.minimum(cand, high), low))
+                cand = search.sample()
                 energies = evaluate(energy_fn, cand, f"CEM iteration {it}").detach().float()
-                e_sorted, order = torch.sort(energies)
-                elite_e = e_sorted[: c.topk]
-                elites = cand[order[: c.topk]]  # [K, H, 7]
-                if float(elite_e[0]) < best_energy:
-                    best_energy, best_actions = float(elite_e[0]), elites[0].clone()
-                new_mean = elites.mean(0)
-                new_std = elites.std(0, unbiased=True)
-                mean = m_mean * mean + (1 - m_mean) * new_mean
-                std = m_std * std + (1 - m_std) * new_std
-                trace["best"].append(float(elite_e[0]))
-                trace["elite_mean"].append(float(elite_e.mean()))
-                trace["mean"].append(float(energies.mean()))
-        # Official output: the final mean (not the best sample), gripper rounded.
-        plan = mean.clone()
-        if c.gripper_round > 0:
-            g = plan[:, GRIPPER]
-            plan[:, GRIPPER] = torch.where(g.abs() < c.gripper_round, torch.zeros_like(g), g)
-        return PlanResult(
-            actions=plan,
-            energy=best_energy,
-            trace=trace,
-            elites=elites,
-            elite_energies=elite_e,
-            best_actions=best_actions,
-            evaluations=c.samples * c.iterations,
-            seconds=timer.seconds,
+                search.update(cand, energies)
+        return search.result(timer.seconds)
+
+    def plan_batch(
+        self,
+        energy_fn: BatchEnergyFn,
+        num_problems: int,
+        horizon: int,
+        init: torch.Tensor | None = None,
+        generators: Sequence[torch.Generator] | None = None,
+        device: torch.device | str | None = None,
+        score_plan: bool = False,
+    ) -> list[PlanResult]:
+        """Solve E independent problems in lockstep, one ``energy_fn`` call per iteration.
+
+        Problem ``i`` gives exactly ``plan(energy_i, horizon, init[i], generators[i])`` where
+        ``energy_i(a) = energy_fn(a[None])[0]`` (same noise, same refits; only the energy calls are
+        batched).
+
+        Args:
+            energy_fn: ``actions[E, S, H, 7] -> energy[E, S]``.
+            num_problems: E.
+            horizon: H.
+            init: optional warm-start means ``[E, H, 7]`` (e.g. the previous plans, shifted).
+            generators: E CPU generators, one per problem (default: seeded ``config.seed + i``).
+            device: where the candidates are built (default: ``init``'s device or CPU).
+            score_plan: evaluate each returned plan once more (one extra energy call with S = 1) and
+                store it in ``PlanResult.plan_energy`` (the energy of the executed plan, which is not
+                a sample of the last iteration).
+
+        Returns:
+            E :class:`PlanResult` (``seconds`` is the wall time of the whole batch).
+        """
+        c = self.config
+        if not isinstance(num_problems, int) or num_problems < 1:
+            raise ValueError(f"CEM.plan_batch: num_problems must be an int >= 1, got {num_problems!r}")
+        e = num_problems
+        if init is not None and (init.dim() != 3 or init.shape[0] != e):
+            raise ValueError(
+                f"CEM.plan_batch: init must have shape ({e}, {horizon}, 7), got {tuple(init.shape)}"
+            )
+        for i in range(e):
+            check_horizon_and_init(horizon, None if init is None else init[i], "CEM")
+        if generators is None:
+            generators = [torch.Generator().manual_seed(c.seed + i) for i in range(e)]
+        if len(generators) != e:
+            raise ValueError(f"CEM.plan_batch: need {e} generators (one per problem), got {len(generators)}")
+        device = torch.device(device) if device is not None else (init.device if init is not None else None)
+        device = device or torch.device("cpu")
+        m_mean, m_std = self._momenta(device)
+        searches = [
+            _Search(c, horizon, None if init is None else init[i], generators[i], device, m_mean, m_std)
+            for i in range(e)
+        ]
+        with Timer() as timer:
+            for it in range(c.iterations):
+                cand = torch.stack([s.sample() for s in searches])  # [E, S, H, 7]
+                energies = _evaluate_batch(energy_fn, cand, f"CEM.plan_batch iteration {it}")  # [E, S]
+                for i, s in enumerate(searches):
+                    s.update(cand[i], energies[i])
+            results = [s.result(0.0) for s in searches]
+            if score_plan:
+                plans = torch.stack([r.actions for r in results])[:, None]  # [E, 1, H, 7]
+                final = _evaluate_batch(energy_fn, plans, "CEM.plan_batch plan score")[:, 0]
+                for r, v in zip(results, final.tolist(), strict=True):
+                    r.plan_energy = v
+        for r in results:
+            r.seconds = timer.seconds
+        return results
+
+
+def _evaluate_batch(energy_fn: BatchEnergyFn, actions: torch.Tensor, where: str) -> torch.Tensor:
+    """``energy_fn(actions[E, S, H, 7]) -> [E, S]``, checked like :func:`evaluate` (shape, finite)."""
+    e, s = actions.shape[:2]
+    energies = energy_fn(actions)
+    if not isinstance(energies, torch.Tensor):
+        raise TypeError(f"{where}: energy_fn must return a torch.Tensor, got {type(energies).__name__}")
+    if energies.shape != (e, s):
+        raise ValueError(
+            f"{where}: energy_fn returned shape {tuple(energies.shape)}, expected ({e}, {s}) "
+            "(one energy per action sequence of the [E, S, H, 7] input)"
         )
+    # Reuse the single-problem checks (finite values, clear message) on the flattened batch.
+    flat = evaluate(lambda _: energies.reshape(-1), actions.flatten(0, 1), where)
+    return flat.detach().float().view(e, s)
+
+
+def shift_plans(plans: torch.Tensor) -> torch.Tensor:
+    """Warm start for the next MPC step of a batch: drop the executed action and append a zero action
+    (zero pad, unlike :func:`~vjepa2_ac.planners.base.shift_plan`). ``[E, H, 7] -> [E, H, 7]``."""
+    return torch.cat([plans[:, 1:], torch.zeros_like(plans[:, -1:])], dim=1)
