@@ -191,6 +191,13 @@ def default_generator(generator: torch.Generator | None, seed: int) -> torch.Gen
     return torch.Generator().manual_seed(seed)
 
 
+def resolve_device(device: torch.device | str | None, init: torch.Tensor | None) -> torch.device:
+    """The device to plan on: the one asked for, else the warm start's, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return init.device if init is not None else torch.device("cpu")
+
+
 class Timer:
     """Context manager measuring wall time in seconds (``.seconds``)."""
 

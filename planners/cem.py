@@ -37,6 +37,7 @@ from vjepa2_ac.planners.base import (
     check_horizon_and_init,
     default_generator,
     evaluate,
+    resolve_device,
 )
 
 
@@ -237,8 +238,7 @@ class CEM:
         c = self.config
         check_horizon_and_init(horizon, init, "CEM")
         gen = default_generator(generator, c.seed)
-        device = torch.device(device) if device is not None else (init.device if init is not None else None)
-        device = device or torch.device("cpu")
+        device = resolve_device(device, init)
         search = _Search(c, horizon, init, gen, device, *self._momenta(device))
         with Timer() as timer:
             for it in range(c.iterations):
@@ -291,8 +291,7 @@ class CEM:
             generators = [torch.Generator().manual_seed(c.seed + i) for i in range(e)]
         if len(generators) != e:
             raise ValueError(f"CEM.plan_batch: need {e} generators (one per problem), got {len(generators)}")
-        device = torch.device(device) if device is not None else (init.device if init is not None else None)
-        device = device or torch.device("cpu")
+        device = resolve_device(device, init)
         m_mean, m_std = self._momenta(device)
         searches = [
             _Search(c, horizon, None if init is None else init[i], generators[i], device, m_mean, m_std)

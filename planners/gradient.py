@@ -21,6 +21,7 @@ from vjepa2_ac.planners.base import (
     check_horizon_and_init,
     default_generator,
     evaluate,
+    resolve_device,
 )
 from vjepa2_ac.planners.random_shooting import sample_uniform
 
@@ -76,7 +77,7 @@ class GradientPlanner:
         c = self.config
         check_horizon_and_init(horizon, init, "GradientPlanner")
         gen = default_generator(generator, c.seed)
-        device = torch.device(device) if device is not None else (init.device if init is not None else None)
+        device = resolve_device(device, init)
         space = c.space
         start = sample_uniform(space, c.restarts, horizon, gen, device)  # [R, H, 7]
         if init is not None:

@@ -22,6 +22,7 @@ from vjepa2_ac.planners.base import (
     check_horizon_and_init,
     default_generator,
     evaluate,
+    resolve_device,
 )
 
 
@@ -84,8 +85,7 @@ class MPPI:
         c = self.config
         check_horizon_and_init(horizon, init, "MPPI")
         gen = default_generator(generator, c.seed)
-        device = torch.device(device) if device is not None else (init.device if init is not None else None)
-        device = device or torch.device("cpu")
+        device = resolve_device(device, init)
         space = c.space
         dims = torch.tensor(space.planned_dims, device=device, dtype=torch.long)
         mean = torch.zeros(horizon, ACTION_DIM, device=device)

@@ -14,6 +14,7 @@ from vjepa2_ac.planners.base import (
     check_horizon_and_init,
     default_generator,
     evaluate,
+    resolve_device,
 )
 
 
@@ -73,7 +74,7 @@ class RandomShooting:
         c = self.config
         check_horizon_and_init(horizon, init, "RandomShooting")
         gen = default_generator(generator, c.seed)
-        device = torch.device(device) if device is not None else (init.device if init is not None else None)
+        device = resolve_device(device, init)
         trace: dict[str, list[float]] = {"best": [], "elite_mean": [], "mean": []}
         all_a, all_e = [], []
         with Timer() as timer:
