@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from train_helpers import one_thread, read_metrics  # noqa: F401 (one_thread is a fixture)
 
 from vjepa2_ac.training.config import PretrainConfig, TrainACConfig, load_config
 from vjepa2_ac.training.pretrain import pretrain
@@ -36,15 +36,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a crowded CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("blob")
@@ -56,15 +47,10 @@ def cfg_for(data: Path, *ov: str) -> PretrainConfig:
     return load_config(PretrainConfig, TINY, [f"data.paths=['{data}']", *ov])
 
 
-def metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_pretrain_loss_goes_down_without_collapse_and_with_aux_probe(episodes, tmp_path):
     cfg = cfg_for(episodes, "optim.total_steps=10", "aux_probe_weight=0.5")
     assert pretrain(cfg, tmp_path)["finished"]
-    rows = metrics(tmp_path)
+    rows = read_metrics(tmp_path)
     jepa = [float(r["jepa_loss"]) for r in rows]
     aux = [float(r["aux_loss"]) for r in rows]
     assert sum(jepa[-3:]) < 0.85 * sum(jepa[:3]), jepa
@@ -123,7 +109,7 @@ def test_cli_pretrain_smoke(episodes, tmp_path):
     assert main(argv) == 0
     for name in ("checkpoint.pt", "config.yaml", "metrics.csv", "encoder.pt"):
         assert (out / name).is_file(), name
-    assert len(metrics(out)) == 2
+    assert len(read_metrics(out)) == 2
     from vjepa2_ac.checkpoint import load_checkpoint
 
     enc = load_checkpoint(out / "encoder.pt")

@@ -6,22 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from train_helpers import one_thread  # noqa: F401 (fixture)
 
 from vjepa2_ac.training.config import ProbeConfig, load_config
 from vjepa2_ac.training.probe import probe
 from vjepa2_ac.training.synthetic import write_blob_episodes
 
 ENC = "{img_size: 32, patch_size: 8, num_frames: 2, tubelet_size: 2, embed_dim: 48, depth: 1, num_heads: 2}"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a crowded CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from train_helpers import one_thread, read_metrics  # noqa: F401 (one_thread is a fixture)
 
 from vjepa2_ac.training.config import TrainACConfig, load_config
 from vjepa2_ac.training.synthetic import write_blob_episodes
@@ -37,15 +37,6 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and much faster on a crowded CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("blob")
@@ -55,11 +46,6 @@ def episodes(tmp_path_factory) -> Path:
 
 def tiny_cfg(data: Path, *overrides: str) -> TrainACConfig:
     return load_config(TrainACConfig, TINY, [f"data.paths=['{data}']", *overrides])
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def test_loss_goes_down(episodes, tmp_path):

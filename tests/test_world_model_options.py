@@ -11,19 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from train_helpers import one_thread  # noqa: F401 (fixture)
 
 from vjepa2_ac import WorldModel, build_encoder, build_predictor
 
 D = 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread on a crowded CPU; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _encoder(seed: int = 0):
