@@ -37,10 +37,13 @@ FINGER_HALF = (0.013, 0.008, 0.03)  # finger box half sizes in the EE frame (x, 
 BLOCK_HALF = 0.03  # push block: a 6 cm cube
 SHADOW_RADIUS = 0.035
 
-# Camera name -> (position, look-at point). Exterior cameras mimic DROID's third-person views.
+# Camera name -> (position, look-at point). Exterior cameras mimic DROID's third-person views: 1 m from
+# the workspace centre, 30 deg to either side, 50 deg above the table. They frame the whole sampled
+# workspace: every reach goal and push configuration is fully in view (an earlier, farther framing lost
+# the hand above the top edge for high goals near the robot, and those episodes could not be planned).
 EXTERIOR_CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "exterior_1": ((1.25, 0.50, 0.90), (0.53, 0.0, 0.12)),
-    "exterior_2": ((1.25, -0.50, 0.90), (0.53, 0.0, 0.12)),
+    "exterior_1": ((1.08, 0.32, 0.95), (0.52, 0.0, 0.18)),
+    "exterior_2": ((1.08, -0.32, 0.95), (0.52, 0.0, 0.18)),
     "top": ((0.52, 0.0, 1.9), (0.52, 0.0, 0.0)),
 }
 CAMERA_NAMES: tuple[str, ...] = (*EXTERIOR_CAMERAS, "wrist")
