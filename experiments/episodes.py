@@ -103,7 +103,7 @@ class CollectConfig:
             push bound is 2 cm, as the env's scripted expert).
     """
 
-    episodes: int = 300
+    episodes: int = 600
     steps: int = 20
     directed_fraction: float = 0.6
     noise: float = 0.015

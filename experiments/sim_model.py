@@ -45,8 +45,8 @@ class SimModelConfig:
 
     image_size: int = 64
     patch_size: int = 16
-    embed_dim: int = 64
-    depth: int = 2
+    embed_dim: int = 128
+    depth: int = 4
     num_heads: int = 4
     pred_embed_dim: int = 64
     pred_depth: int = 2
