@@ -41,11 +41,17 @@ PLANNERS = ("cem", "mppi", "gd", "random_shooting")
 BASELINES = ("random", "oracle")
 # Per-task defaults: MPC steps and the per-axis action bound of the planner (push moves slower so the
 # block is pushed rather than kicked).
-TASK_DEFAULTS = {"reach": {"max_steps": 30, "maxnorm": 0.05}, "push": {"max_steps": 40, "maxnorm": 0.02}}
+TASK_DEFAULTS = {
+    "reach": {"max_steps": 30, "maxnorm": 0.05, "horizon": 1},
+    "push": {"max_steps": 40, "maxnorm": 0.02, "horizon": 3},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", help="simulated world model checkpoint (from `vjepa2-ac demo`)")
+    parser.add_argument(
+        "--checkpoint",
+        help="simulated world model checkpoint (from `vjepa2-ac demo`), or `pretrained` for the shipped one",
+    )
     parser.add_argument(
         "--task", required=True, help=f"task: {', '.join(TASKS)}, or droid (offline, see --droid)"
     )
@@ -61,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--samples", type=int, default=100)
     g.add_argument("--iterations", type=int, default=3)
     g.add_argument("--topk", type=int, default=10)
-    g.add_argument("--horizon", type=int, default=1)
+    g.add_argument("--horizon", type=int, default=None, help="planning horizon (steps); task default")
     g.add_argument("--maxnorm", type=float, default=None, help="per-axis action bound (m); task default")
     g.add_argument("--max-steps", type=int, default=None, help="MPC steps per episode; task default")
     g.add_argument("--no-keep-still", action="store_true", help="do not always evaluate the zero action")
@@ -70,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="world model: hold still while the current frame's energy to the goal is below this",
+    )
+    g.add_argument(
+        "--stop-distance",
+        type=float,
+        default=None,
+        help="as --stop-energy, given in metres through the checkpoint's energy-per-metre calibration",
     )
     g.add_argument("--batch-episodes", type=int, default=25, help="episodes planned in lockstep")
     parser.add_argument(
@@ -101,6 +113,12 @@ def method_name(args: argparse.Namespace) -> str:
 
 def validate_args(args: argparse.Namespace) -> None:
     """Every check that can fail fast, with the offending argument named."""
+    from vjepa2_ac.experiments.pretrained import resolve_checkpoint
+
+    try:
+        args.checkpoint = resolve_checkpoint(args.checkpoint)
+    except FileNotFoundError as e:
+        raise PlanError(f"--checkpoint: {e}") from None
     if args.task not in TASKS:
         raise PlanError(f"--task: unknown task {args.task!r}; valid tasks: {', '.join(TASKS)}, droid")
     if args.planner not in PLANNERS:
@@ -113,15 +131,35 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--checkpoint: file not found: {args.checkpoint}")
     if args.episodes < 1:
         raise PlanError(f"--episodes must be >= 1, got {args.episodes}")
-    for name in ("samples", "iterations", "horizon", "batch_episodes", "threads"):
+    for name in ("samples", "iterations", "batch_episodes", "threads"):
         if getattr(args, name) < 1:
             raise PlanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.horizon is not None and args.horizon < 1:
+        raise PlanError(f"--horizon must be >= 1, got {args.horizon}")
     if args.max_steps is not None and args.max_steps < 1:
         raise PlanError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
     if not 2 <= args.topk <= args.samples:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
+    if args.stop_energy is not None and args.stop_distance is not None:
+        raise PlanError("--stop-energy and --stop-distance are alternatives; give one")
+    if args.stop_distance is not None and not 0 < args.stop_distance <= 0.2:
+        raise PlanError(f"--stop-distance must be in (0, 0.2] metres, got {args.stop_distance}")
+
+
+def resolve_stop_energy(args: argparse.Namespace, config: dict | None) -> float | None:
+    """The hold-still threshold in energy units: ``--stop-energy``, or ``--stop-distance`` times the
+    checkpoint's calibrated energy per metre of the task."""
+    if args.stop_distance is None:
+        return args.stop_energy
+    per_metre = (config or {}).get("energy_per_metre", {}).get(args.task)
+    if per_metre is None:
+        raise PlanError(
+            f"--stop-distance: checkpoint {args.checkpoint} has no energy calibration for task {args.task!r} "
+            "(retrain it with this version, or give --stop-energy)"
+        )
+    return float(per_metre) * args.stop_distance
 
 
 def load_goal_image(path: str, image_size: int) -> np.ndarray:
@@ -159,11 +197,12 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
         "samples": args.samples,
         "iterations": args.iterations,
         "topk": args.topk,
-        "horizon": args.horizon,
+        "horizon": args.horizon if args.horizon is not None else d["horizon"],
         "maxnorm": args.maxnorm if args.maxnorm is not None else d["maxnorm"],
         "max_steps": args.max_steps if args.max_steps is not None else d["max_steps"],
         "keep_still": not args.no_keep_still,
         "stop_energy": args.stop_energy,
+        "stop_distance": args.stop_distance,
         "push_start": args.push_start if args.task == "push" else None,
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": image_size,
@@ -291,12 +330,13 @@ class OracleCEM:
         u = env.unwrapped
         snap = snapshot(env)
         render = u.config.render_images
-        u.config.render_images = self.kind == "image"
         images, dists = [], []
         try:
             for seq in actions:
                 restore(env, snap)
-                for a in seq:
+                for j, a in enumerate(seq):
+                    # Only the sequence's last frame is scored: render that one alone.
+                    u.config.render_images = self.kind == "image" and j == len(seq) - 1
                     obs, _, _, _, info = u.step(a.astype(np.float32))
                 images.append(obs["image"])
                 dists.append(float(info["distance"]))
@@ -590,7 +630,9 @@ def plan_episodes(args: argparse.Namespace) -> dict:
         image_size = model.cfg.image_size
         camera = config["recipe"]["camera"]
     else:
+        config = None
         camera = "exterior_1"
+    stop_energy = resolve_stop_energy(args, config)
     goal_override = load_goal_image(args.goal_image, image_size) if args.goal_image else None
     settings = run_settings(args, image_size)
     out = Path(args.out)
@@ -616,9 +658,11 @@ def plan_episodes(args: argparse.Namespace) -> dict:
         if args.baseline == "random":
             policy = RandomPolicy(settings["maxnorm"], seed)
         elif args.baseline == "oracle":
-            policy = OracleCEM(model, cem_cfg, args.horizon, seed, args.oracle_energy, envs[: len(batch)])
+            policy = OracleCEM(
+                model, cem_cfg, settings["horizon"], seed, args.oracle_energy, envs[: len(batch)]
+            )
         elif args.planner == "cem":
-            policy = WorldModelCEM(model, cem_cfg, args.horizon, seed, settings["stop_energy"])
+            policy = WorldModelCEM(model, cem_cfg, settings["horizon"], seed, stop_energy)
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)
         run_batch(policy, envs[: len(batch)], batch, args, settings, model, out, goal_override)

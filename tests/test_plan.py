@@ -213,3 +213,47 @@ def test_plan_stop_energy_holds_still(tiny_checkpoint, tmp_path):
     assert len(rec["observed_energy_trace"]) == 2 and all(e > 0 for e in rec["observed_energy_trace"])
     ee = np.asarray(rec["ee_trajectory"])
     assert np.abs(ee - ee[0]).max() < 2e-3  # held still (up to the weld settling)
+
+
+def test_plan_stop_distance_uses_the_checkpoint_calibration(tiny_checkpoint, tmp_path):
+    """--stop-distance needs the checkpoint's energy-per-metre calibration and scales it by the distance."""
+    with pytest.raises(SystemExit, match=r"--stop-distance: checkpoint .* has no energy calibration"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--stop-distance", "0.02",
+            "--out", str(tmp_path / "a"), *PLAN_TINY,
+        )  # fmt: skip
+    with pytest.raises(SystemExit, match="alternatives"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--stop-distance", "0.02",
+            "--stop-energy", "0.1", "--out", str(tmp_path / "b"), *PLAN_TINY,
+        )  # fmt: skip
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    ckpt["config"]["energy_per_metre"] = {"reach": 1e4, "push": 1e4}  # 2 cm -> 200: above any energy
+    calibrated = tmp_path / "calibrated.pt"
+    torch.save(ckpt, calibrated)
+    _inproc(
+        "plan", "--checkpoint", str(calibrated), "--task", "reach", "--episodes", "1",
+        "--stop-distance", "0.02", "--out", str(tmp_path / "s"), "--landscapes", "0", "--save-frames", "0",
+        *PLAN_TINY,
+    )  # fmt: skip
+    rec = json.loads((tmp_path / "s" / "episodes" / "ep_0000.json").read_text())
+    assert rec["actions"] == [[0.0, 0.0, 0.0]] * 2
+
+
+def test_calibrate_energy_recovers_a_linear_energy():
+    """Embeddings that move linearly with position give back their energy per metre."""
+    from vjepa2_ac.experiments.recipe import calibrate_energy
+
+    g = torch.Generator().manual_seed(0)
+    steps = torch.randn(20, 8, 3, generator=g) * 0.01  # ~1.7 cm per step
+    pos = torch.cat([steps.cumsum(1), torch.full((20, 8, 3), float("nan"))], dim=-1)  # reach: no block
+    # z = a 3-D position written into one channel per axis of every token, times 5: an L1 energy of
+    # 5/(N*D) * |dx|_1 per pair, which is a fixed multiple of the distance only on average.
+    z = torch.zeros(20, 8, 4, 6)
+    z[..., :3] = 5.0 * pos[..., None, :3]
+    k = calibrate_energy({"reach": {"positions": pos.numpy()}}, {"reach": z})["reach"]
+    e = (z[:, 1:] - z[:, :-1]).abs().mean(dim=(-2, -1)).flatten()
+    d = (pos[:, 1:, :3] - pos[:, :-1, :3]).norm(dim=-1).flatten()
+    assert 0.5 * float((e / d).median()) < k < 2.0 * float((e / d).median())
+    with pytest.raises(ValueError, match="frame pairs closer than"):
+        calibrate_energy({"reach": {"positions": (pos * 100).numpy()}}, {"reach": z})
