@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke test (~1 min)")
     parser.add_argument("--out", default="vjepa2_ac_demo", help="output directory (default ./vjepa2_ac_demo)")
     parser.add_argument("--episodes", type=int, default=None, help="evaluation episodes per task and method")
-    parser.add_argument("--checkpoint", default=None, help="skip training and plan with this checkpoint")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="skip training: plan with this checkpoint (`pretrained`: the shipped one)",
+    )
     parser.add_argument("--tasks", default="reach,push", help="comma-separated tasks (default reach,push)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
@@ -73,10 +77,9 @@ def plan_namespace(**kw) -> argparse.Namespace:
 
 
 def _methods(quick: bool) -> list[dict]:
-    # stop_energy: hold still once the observed frame is this close to the goal embedding (reach: 61 % ->
-    # 68 % success, docs/experiments.md).
+    # Horizon, action bound and MPC steps are `plan`'s task defaults (push plans 2 steps ahead).
     wm = (
-        {"samples": 100, "iterations": 3, "topk": 10, "stop_energy": 0.04}
+        {"samples": 100, "iterations": 3, "topk": 10}
         if not quick
         else {"samples": 8, "iterations": 1, "topk": 2}
     )
@@ -110,7 +113,12 @@ def run_demo(args: argparse.Namespace) -> Path:
     timings: dict[str, float] = {}
     t0 = time.time()
     if args.checkpoint:
-        ckpt = Path(args.checkpoint)
+        from vjepa2_ac.experiments.pretrained import resolve_checkpoint
+
+        try:
+            ckpt = Path(resolve_checkpoint(args.checkpoint))
+        except FileNotFoundError as e:
+            raise SystemExit(f"vjepa2-ac demo: --checkpoint: {e}") from None
         if not ckpt.is_file():
             raise SystemExit(f"vjepa2-ac demo: --checkpoint: file not found: {ckpt}")
     else:
