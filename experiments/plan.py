@@ -43,7 +43,7 @@ BASELINES = ("random", "oracle")
 # block is pushed rather than kicked).
 TASK_DEFAULTS = {
     "reach": {"max_steps": 30, "maxnorm": 0.05, "horizon": 1},
-    "push": {"max_steps": 40, "maxnorm": 0.02, "horizon": 3},
+    "push": {"max_steps": 40, "maxnorm": 0.02, "horizon": 4},
 }
 
 
