@@ -85,3 +85,19 @@ def test_plot_landscape_from_array_file(tmp_path):
     np.savez(tmp_path / "bad.npz", grid_x=g, grid_y=g, energy=e[:3])
     with pytest.raises(ValueError, match="does not match grid"):
         plot_landscape(tmp_path / "bad.npz", tmp_path / "b.png")
+
+
+def test_plot_success_with_every_episode_successful(run_dir, tmp_path):
+    """At 100 % the Wilson upper bound rounds to just below p; the error bar must not go negative."""
+    import shutil
+
+    from vjepa2_ac.experiments.plot import plot_success
+
+    done = tmp_path / "reach_all"
+    shutil.copytree(run_dir, done)
+    template = json.loads((done / "episodes" / "ep_0000.json").read_text())
+    for i in range(6):  # 6 of 6: the upper bound is 0.9999999999999999
+        rec = dict(template, episode=i, seed=i, success=True)
+        (done / "episodes" / f"ep_{i:04d}.json").write_text(json.dumps(rec))
+    out = plot_success([done], tmp_path / "success.png")
+    assert _decodes(out)[0] > 0
