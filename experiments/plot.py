@@ -81,7 +81,7 @@ def plot_success(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
                 continue
             x = i + (j - (len(methods) - 1) / 2) * width
             p = row["success_rate"]
-            # Clipped at 0: at 0 % or 100 % the Wilson bound equals p up to rounding and can land just past it.
+            # Clipped at 0: at 0 % or 100 % the Wilson bound equals p up to rounding and can fall past it.
             err = [[max(0.0, p - row["success_ci_lo"])], [max(0.0, row["success_ci_hi"] - p)]]
             label = None if method in labelled else method
             labelled.add(method)
