@@ -82,7 +82,7 @@ def plan_namespace(**kw) -> argparse.Namespace:
 
 
 def _methods(quick: bool) -> list[dict]:
-    # Horizon, action bound and MPC steps are `plan`'s task defaults (push plans 2 steps ahead).
+    # Horizon, action bound and MPC steps are `plan`'s task defaults (push plans 4 steps ahead).
     wm = (
         {"samples": 100, "iterations": 3, "topk": 10}
         if not quick

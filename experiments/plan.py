@@ -635,6 +635,11 @@ def plan_episodes(args: argparse.Namespace) -> dict:
     stop_energy = resolve_stop_energy(args, config)
     goal_override = load_goal_image(args.goal_image, image_size) if args.goal_image else None
     settings = run_settings(args, image_size)
+    if model is not None and args.baseline is None and settings["horizon"] > model.cfg.max_steps:
+        raise PlanError(
+            f"--horizon {settings['horizon']}: the checkpoint's predictor rolls out at most "
+            f"{model.cfg.max_steps} steps (max_steps={model.cfg.max_steps})"
+        )
     out = Path(args.out)
     _prepare_out(out, settings, args.overwrite)
     (out / "episodes").mkdir(exist_ok=True)

@@ -163,9 +163,16 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
     torch.save(ckpt, mismatched)
     with pytest.raises(SystemExit, match="wrong shapes"):
         _inproc("plan", "--checkpoint", str(mismatched), "--task", "reach", "--out", str(tmp_path / "c"))
+    with pytest.raises(
+        SystemExit, match=r"--horizon 9: the checkpoint's predictor rolls out at most 4 steps"
+    ):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "9",
+            "--out", str(tmp_path / "e"),
+        )  # fmt: skip
     with pytest.raises(SystemExit, match="--checkpoint is required"):
         _inproc("plan", "--task", "reach", "--out", str(tmp_path / "d"))
-    assert not any((tmp_path / d).exists() for d in "abcd")  # failed before writing anything
+    assert not any((tmp_path / d).exists() for d in "abcde")  # failed before writing anything
 
 
 def test_wilson_interval_known_values():
