@@ -87,12 +87,14 @@ def plot_success(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             labelled.add(method)
             ax.bar(x, 100 * p, width * 0.9, color=_colour(method), label=label)
             ax.errorbar(x, 100 * p, yerr=100 * np.asarray(err), color="black", capsize=3, lw=1)
-            ax.text(x, 100 * p + 2, f"{100 * p:.0f}%\nn={row['n']}", ha="center", va="bottom", fontsize=7)
+            top = 100 * max(p, row["success_ci_hi"])  # above the error bar
+            ax.text(x, top + 2, f"{100 * p:.0f}%\nn={row['n']}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(tasks)), tasks)
-    ax.set_ylim(0, 118)
+    ax.set_ylim(0, 135)  # headroom for the labels of 100 % bars and the legend above them
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("success rate (%)  [95% Wilson CI]")
     ax.set_title("Planning success per task and method")
-    ax.legend(fontsize=8, loc="upper right", ncol=min(3, len(methods)))
+    ax.legend(fontsize=8, loc="upper center", ncol=min(3, len(methods)), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, out)
 
