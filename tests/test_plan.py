@@ -264,3 +264,16 @@ def test_calibrate_energy_recovers_a_linear_energy():
     assert 0.5 * float((e / d).median()) < k < 2.0 * float((e / d).median())
     with pytest.raises(ValueError, match="frame pairs closer than"):
         calibrate_energy({"reach": {"positions": (pos * 100).numpy()}}, {"reach": z})
+
+
+def test_contact_clip_weights_mark_clips_where_the_block_moves():
+    from vjepa2_ac.experiments.recipe import contact_clip_weights
+
+    pos = np.zeros((2, 6, 6), np.float32)
+    pos[1, 4:, 3] = 0.02  # episode 1: the block moves 2 cm between frames 3 and 4
+    w = contact_clip_weights(pos, span=2, oversample=4.0)  # clips start at t = 0..3, cover t..t+2
+    assert w.shape == (2, 4)
+    assert w[0].tolist() == [1.0] * 4
+    assert w[1].tolist() == [1.0, 1.0, 4.0, 4.0]
+    reach = np.full((2, 6, 6), np.nan, np.float32)  # no block: uniform
+    assert contact_clip_weights(reach, 2, 4.0).tolist() == [[1.0] * 4] * 2
