@@ -12,29 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from train_helpers import one_thread, read_metrics  # noqa: F401 (one_thread is a fixture)
+from train_helpers import TINY_TRAIN_AC, one_thread, read_metrics  # noqa: F401 (one_thread is a fixture)
 
 from vjepa2_ac.training.config import TrainACConfig, load_config
 from vjepa2_ac.training.synthetic import write_blob_episodes
 from vjepa2_ac.training.train_ac import build_models, train
 
-TINY = {
-    "model": {
-        "encoder": {
-            "img_size": 32,
-            "patch_size": 8,
-            "num_frames": 6,
-            "tubelet_size": 2,
-            "embed_dim": 32,
-            "depth": 1,
-            "num_heads": 2,
-        },
-        "predictor": {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "max_steps": 4},
-    },
-    "data": {"frames_per_clip": 6, "fps": 15.0, "crop": "none", "batch_size": 4},
-    "optim": {"total_steps": 4, "warmup_steps": 1, "anneal_steps": 1, "start_lr": 1e-4, "lr": 2e-3},
-    "run": {"checkpoint_every": 2, "tensorboard": False, "bf16": False, "device": "cpu"},
-}
+TINY = TINY_TRAIN_AC
 
 
 @pytest.fixture(scope="module")

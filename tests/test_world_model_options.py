@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from train_helpers import one_thread  # noqa: F401 (fixture)
+from train_helpers import TINY_TRAIN_AC, one_thread  # noqa: F401 (fixture)
 
 from vjepa2_ac import WorldModel, build_encoder, build_predictor
 
@@ -164,25 +164,15 @@ def test_untrained_residual_model_from_config_copies_the_last_step():
 
 
 # -- a checkpoint written by `vjepa2-ac train` -----------------------------------------------------------
-TINY = {
-    "model": {
-        "encoder": {
-            "img_size": 32,
-            "patch_size": 8,
-            "num_frames": 6,
-            "tubelet_size": 2,
-            "embed_dim": D,
-            "depth": 1,
-            "num_heads": 2,
-        },
-        "predictor": {"predictor_embed_dim": 32, "depth": 1, "num_heads": 2, "max_steps": 4},
-        "token_pool": 2,
-        "residual": True,
-    },
-    "data": {"frames_per_clip": 6, "fps": 15.0, "crop": "none", "batch_size": 4, "cache_embeddings": True},
-    "optim": {"total_steps": 3, "warmup_steps": 1, "anneal_steps": 0, "start_lr": 1e-4, "lr": 2e-3},
-    "run": {"checkpoint_every": 3, "tensorboard": False, "bf16": False, "device": "cpu"},
-}
+# The shared tiny config with a pooled, residual predictor on cached embeddings, 3 steps.
+TINY_OVERRIDES = [
+    "model.token_pool=2",
+    "model.residual=true",
+    "data.cache_embeddings=true",
+    "optim.total_steps=3",
+    "optim.anneal_steps=0",
+    "run.checkpoint_every=3",
+]
 
 
 def test_trained_world_model_reproduces_training_teacher_forcing(tmp_path):
@@ -192,7 +182,7 @@ def test_trained_world_model_reproduces_training_teacher_forcing(tmp_path):
 
     data = tmp_path / "blob"
     write_blob_episodes(data, num_episodes=4, steps=12, image_size=32, seed=0, max_move=0.05)
-    cfg = load_config(TrainACConfig, TINY, [f"data.paths=['{data}']"])
+    cfg = load_config(TrainACConfig, TINY_TRAIN_AC, [f"data.paths=['{data}']", *TINY_OVERRIDES])
     run_dir: Path = tmp_path / "run"
     assert train(cfg, run_dir)["finished"]
 
