@@ -53,7 +53,7 @@ def quick_recipe(seed: int = 0) -> RecipeConfig:
         model=SimModelConfig(
             image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1
         ),
-        collect=CollectConfig(episodes=4, steps=6),
+        collect=CollectConfig(episodes=4, steps=6, contact_episodes=2),
         train=TrainConfig(
             encoder_steps=4, encoder_batch=8, predictor_steps=4, predictor_batch=4, context=2, rollout=2
         ),

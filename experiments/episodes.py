@@ -44,8 +44,9 @@ def make_env(task: str, image_size: int, camera: str = "exterior_1", max_episode
     return gym.make(task_env_id(check_task(task)), **kwargs)
 
 
-def push_aligned_options(rng: np.random.Generator) -> dict:
-    """Reset options of one "aligned" push episode (see the module docstring)."""
+def push_aligned_options(rng: np.random.Generator, side_offset: float = 0.01) -> dict:
+    """Reset options of one "aligned" push episode (see the module docstring): the gripper starts up to
+    ``side_offset`` metres sideways of the push line."""
     from vjepa2_ac.envs import PushEnv
 
     while True:
@@ -54,7 +55,7 @@ def push_aligned_options(rng: np.random.Generator) -> dict:
         u = np.array([math.cos(angle), math.sin(angle)])
         goal = block + rng.uniform(0.10, 0.20) * u
         back = rng.uniform(0.06, 0.10)
-        side = rng.uniform(-0.01, 0.01)
+        side = rng.uniform(-side_offset, side_offset)
         ee_xy = block - back * u + side * np.array([-u[1], u[0]])
         ok_goal = np.all(goal >= PushEnv.GOAL_LOW) and np.all(goal <= PushEnv.GOAL_HIGH)
         ok_ee = 0.27 <= ee_xy[0] <= 0.78 and abs(ee_xy[1]) <= 0.33
@@ -71,12 +72,15 @@ def push_aligned_options(rng: np.random.Generator) -> dict:
     }
 
 
-def reset_episode(env, task: str, seed: int, push_start: str = "aligned"):
-    """Reset ``env`` to the seeded episode ``seed`` of ``task``; returns ``(obs, info)``."""
+def reset_episode(env, task: str, seed: int, push_start: str = "aligned", side_offset: float = 0.01):
+    """Reset ``env`` to the seeded episode ``seed`` of ``task``; returns ``(obs, info)``.
+
+    ``side_offset``: the aligned push start's sideways range (metres; evaluations use the default).
+    """
     if push_start not in PUSH_STARTS:
         raise ValueError(f"push_start must be one of {PUSH_STARTS}, got {push_start!r}")
     if task == "push" and push_start == "aligned":
-        options = push_aligned_options(np.random.default_rng([seed, 7]))
+        options = push_aligned_options(np.random.default_rng([seed, 7]), side_offset)
         return env.reset(seed=seed, options=options)
     return env.reset(seed=seed)
 
@@ -101,6 +105,13 @@ class CollectConfig:
         max_delta: per-axis action bound (metres) for reach.
         push_max_delta: per-axis action bound for push: slow pushes stay quasi-static (the planner's
             push bound is 2 cm, as the env's scripted expert).
+        contact_episodes: extra push episodes for the predictor stage only (the encoder never sees
+            them), all driven by the directed controller from starts up to ``contact_side_offset``
+            sideways of the push line. Planned pushes fail by sliding off the side of the block; these
+            episodes show the predictor off-centre contacts and their corrections. 0 (the default)
+            disables them: 300 such episodes raised the predicted one-step block motion from 1.8 to
+            2.1 cm (of 2.65 cm moved) but not push success (docs/experiments.md).
+        contact_side_offset: sideways start range (metres) of the contact episodes (evaluation: 1 cm).
     """
 
     episodes: int = 600
@@ -109,8 +120,18 @@ class CollectConfig:
     noise: float = 0.015
     max_delta: float = 0.05
     push_max_delta: float = 0.025
+    contact_episodes: int = 0
+    contact_side_offset: float = 0.03
 
     def __post_init__(self) -> None:
+        if not isinstance(self.contact_episodes, int) or self.contact_episodes < 0:
+            raise ValueError(
+                f"CollectConfig.contact_episodes must be an int >= 0, got {self.contact_episodes!r}"
+            )
+        if not 0.0 <= self.contact_side_offset <= 0.05:
+            raise ValueError(
+                f"CollectConfig.contact_side_offset must be in [0, 0.05] m, got {self.contact_side_offset}"
+            )
         if self.episodes < 1 or self.steps < 1:
             raise ValueError(
                 f"CollectConfig: episodes and steps must be >= 1, got {self.episodes}, {self.steps}"
@@ -134,8 +155,10 @@ def collect_task(
     image_size: int,
     camera: str = "exterior_1",
     progress: bool = True,
+    contact: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Roll out ``cfg.episodes`` training episodes of ``task``.
+    """Roll out ``cfg.episodes`` training episodes of ``task`` (``contact``: ``cfg.contact_episodes``
+    directed push episodes from wider sideways starts instead, see :class:`CollectConfig`).
 
     Returns ``images uint8[E, T+1, H, W, 3]``, ``states float32[E, T+1, 7]``, ``actions float32[E, T, 7]``
     (the commanded actions), ``positions float32[E, T+1, 6]`` (EE xyz, block xyz / NaN).
@@ -143,17 +166,20 @@ def collect_task(
     """
     from tqdm import tqdm
 
+    if contact and task != "push":
+        raise ValueError(f"contact episodes exist only for push, got task {task!r}")
     env = make_env(task, image_size, camera, max_episode_steps=cfg.steps + 1)
     rng = np.random.default_rng([seed, 11])
-    e, t = cfg.episodes, cfg.steps
+    e, t = (cfg.contact_episodes if contact else cfg.episodes), cfg.steps
+    side = cfg.contact_side_offset if contact else 0.01
     images = np.zeros((e, t + 1, image_size, image_size, 3), np.uint8)
     states = np.zeros((e, t + 1, 7), np.float32)
     actions = np.zeros((e, t, 7), np.float32)
     pos = np.zeros((e, t + 1, 6), np.float32)
     bound = cfg.push_max_delta if task == "push" else cfg.max_delta
     for i in tqdm(range(e), desc=f"collect {task}", disable=not progress, leave=False):
-        obs, info = reset_episode(env, task, seed + i)
-        directed = rng.random() < cfg.directed_fraction
+        obs, info = reset_episode(env, task, seed + i, side_offset=side)
+        directed = contact or rng.random() < cfg.directed_fraction
         gain = rng.uniform(0.4, 1.0)
         images[i, 0], states[i, 0], pos[i, 0] = obs["image"], obs["state"], positions(task, obs, info)
         for j in range(t):

@@ -112,9 +112,31 @@ class RecipeConfig:
         d["tasks"] = list(self.tasks)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> RecipeConfig:
+        """Inverse of :meth:`to_dict` (a checkpoint's ``config["recipe"]``).
+
+        Unknown keys are an error; keys missing from an older checkpoint take their defaults, and a field
+        is only ever added with a default that reproduces the recipe as it was before.
+        """
+        parts = {"model": SimModelConfig, "collect": CollectConfig, "train": TrainConfig}
+        known = set(parts) | {"tasks", "camera", "seed"}
+        unknown = sorted(set(d) - known)
+        for name, part in parts.items():
+            fields_ = set(part.__dataclass_fields__)
+            unknown += [f"{name}.{k}" for k in sorted(set(d.get(name, {})) - fields_)]
+        if unknown:
+            raise ValueError(f"RecipeConfig: unknown keys {unknown}")
+        kwargs = {name: part(**d[name]) for name, part in parts.items() if name in d}
+        if "tasks" in d:
+            kwargs["tasks"] = tuple(d["tasks"])
+        kwargs.update({k: d[k] for k in ("camera", "seed") if k in d})
+        return cls(**kwargs)
+
 
 # Training episodes use env seeds far from the evaluation seeds (plan uses seed, seed+1, ...).
 TRAIN_SEED_OFFSET = 1_000_000
+CONTACT_SEED_OFFSET = 1_500_000
 
 
 def _autocast(enabled: bool):
@@ -155,6 +177,37 @@ def collect_data(cfg: RecipeConfig, work: Path, progress: bool = True) -> dict[s
         data[task] = arrays
         print(f"collected {cfg.collect.episodes} {task} episodes in {time.time() - t0:.1f} s")
     return data
+
+
+def collect_contact_data(
+    cfg: RecipeConfig, work: Path, progress: bool = True
+) -> dict[str, np.ndarray] | None:
+    """Collect (or load the cached) contact-rich push episodes of the predictor stage, or None when the
+    recipe has none (no push task or ``collect.contact_episodes == 0``)."""
+    if "push" not in cfg.tasks or cfg.collect.contact_episodes == 0:
+        return None
+    path = work / "data_push_contact.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return {key: f[key] for key in f.files}
+    t0 = time.time()
+    arrays = collect_task(
+        "push", cfg.collect, CONTACT_SEED_OFFSET + cfg.seed, cfg.model.image_size, cfg.camera, progress, True
+    )
+    tmp = work / ".data_push_contact.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    print(f"collected {cfg.collect.contact_episodes} contact push episodes in {time.time() - t0:.1f} s")
+    return arrays
+
+
+def with_contact_episodes(data: dict, contact: dict[str, np.ndarray] | None) -> dict:
+    """The predictor stage's data: ``data`` with the contact episodes appended to push's episodes."""
+    if contact is None:
+        return data
+    out = dict(data)
+    out["push"] = {k: np.concatenate([data["push"][k], contact[k]]) for k in data["push"]}
+    return out
 
 
 # ------------------------------------------------------------------------------------------- stage 1
@@ -512,13 +565,18 @@ def train_recipe(cfg: RecipeConfig, work: str | os.PathLike, progress: bool = Tr
     for p in model.probe.parameters():
         p.requires_grad_(False)
     t = time.time()
+    contact = collect_contact_data(cfg, work, progress)
+    timings["collect_s"] += time.time() - t
+    pred_data = with_contact_episodes(data, contact)
+    t = time.time()
     model.eval()
-    z_all = embed_all(model, data, progress=progress)
+    z_all = embed_all(model, pred_data, progress=progress)
     timings["embed_s"] = time.time() - t
     t = time.time()
-    train_predictor(model, data, z_all, cfg, work, progress)
+    train_predictor(model, pred_data, z_all, cfg, work, progress)
     timings["predictor_s"] = time.time() - t
-    calibration = calibrate_energy(data, z_all)
+    # Calibrated on the encoder's own data: the contact starts are not the evaluation distribution.
+    calibration = calibrate_energy(data, {task: z[: len(data[task]["images"])] for task, z in z_all.items()})
     save_sim_checkpoint(final, model, cfg, energy_per_metre=calibration, stage="final", timings=timings)
     atomic_write_json(work / "train_timings.json", timings)
     print(json.dumps({k: round(v, 1) for k, v in timings.items()}))

@@ -277,3 +277,50 @@ def test_contact_clip_weights_mark_clips_where_the_block_moves():
     assert w[1].tolist() == [1.0, 1.0, 4.0, 4.0]
     reach = np.full((2, 6, 6), np.nan, np.float32)  # no block: uniform
     assert contact_clip_weights(reach, 2, 4.0).tolist() == [[1.0] * 4] * 2
+
+
+def test_contact_episodes_are_directed_pushes_from_wider_side_offsets():
+    from vjepa2_ac.experiments.episodes import CollectConfig, collect_task, push_aligned_options
+
+    # The sideways start offset of the aligned push is bounded by side_offset (evaluations keep 1 cm).
+    def side(opts):
+        ee, blk, goal = (np.array(opts[k][:2]) for k in ("ee_start", "block_start", "goal"))
+        u = (goal - blk) / np.linalg.norm(goal - blk)
+        d = ee - blk
+        return abs(float(u[0] * d[1] - u[1] * d[0]))
+
+    rng = np.random.default_rng(0)
+    narrow = [side(push_aligned_options(rng)) for _ in range(200)]
+    wide = [side(push_aligned_options(rng, side_offset=0.03)) for _ in range(200)]
+    assert max(narrow) <= 0.0101 and 0.02 < max(wide) <= 0.0301
+    cfg = CollectConfig(episodes=3, steps=3, contact_episodes=2)
+    data = collect_task("push", cfg, seed=5, image_size=32, progress=False, contact=True)
+    assert data["images"].shape == (2, 4, 32, 32, 3) and data["actions"].shape == (2, 3, 7)
+    # Directed: every first action heads towards the block (random actions would not, on average).
+    to_block = data["positions"][:, 0, 3:5] - data["positions"][:, 0, :2]
+    assert (np.sum(data["actions"][:, 0, :2] * to_block, axis=1) > 0).all()
+    with pytest.raises(ValueError, match="only for push"):
+        collect_task("reach", cfg, seed=5, image_size=32, progress=False, contact=True)
+    with pytest.raises(ValueError, match="contact_episodes"):
+        CollectConfig(contact_episodes=-1)
+    with pytest.raises(ValueError, match="contact_side_offset"):
+        CollectConfig(contact_side_offset=0.2)
+
+
+def test_contact_episodes_join_push_for_the_predictor_only(tmp_path):
+    from vjepa2_ac.experiments.episodes import CollectConfig
+    from vjepa2_ac.experiments.recipe import collect_contact_data, with_contact_episodes
+
+    cfg = RecipeConfig(model=SimModelConfig(**TINY), collect=CollectConfig(steps=2, contact_episodes=2))
+    contact = collect_contact_data(cfg, tmp_path, progress=False)
+    assert (tmp_path / "data_push_contact.npz").exists()
+    again = collect_contact_data(cfg, tmp_path, progress=False)  # cached: the same arrays
+    assert np.array_equal(contact["images"], again["images"])
+    push = {k: v[:1] for k, v in contact.items()}
+    data = {"reach": {"images": np.zeros(1)}, "push": push}
+    merged = with_contact_episodes(data, contact)
+    assert merged["push"]["images"].shape[0] == 3 and merged["reach"] is data["reach"]
+    assert data["push"]["images"].shape[0] == 1  # the encoder's data is left as it was
+    assert with_contact_episodes(data, None) is data
+    none = RecipeConfig(model=SimModelConfig(**TINY), collect=CollectConfig(contact_episodes=0))
+    assert collect_contact_data(none, tmp_path / "x", progress=False) is None
