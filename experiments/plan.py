@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=int, default=None, help="MPC steps per episode; task default")
     g.add_argument("--no-keep-still", action="store_true", help="do not always evaluate the zero action")
     g.add_argument(
+        "--context-frames",
+        type=int,
+        default=0,
+        help="world model: condition every rollout on the K frames observed before the current one and "
+        "the actions executed from them (K + horizon <= the predictor's max_steps)",
+    )
+    g.add_argument(
         "--stop-energy",
         type=float,
         default=None,
@@ -138,6 +145,8 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--horizon must be >= 1, got {args.horizon}")
     if args.max_steps is not None and args.max_steps < 1:
         raise PlanError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.context_frames < 0:
+        raise PlanError(f"--context-frames must be >= 0, got {args.context_frames}")
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
     if not 2 <= args.topk <= args.samples:
@@ -201,6 +210,7 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
         "maxnorm": args.maxnorm if args.maxnorm is not None else d["maxnorm"],
         "max_steps": args.max_steps if args.max_steps is not None else d["max_steps"],
         "keep_still": not args.no_keep_still,
+        "context_frames": args.context_frames,
         "stop_energy": args.stop_energy,
         "stop_distance": args.stop_distance,
         "push_start": args.push_start if args.task == "push" else None,
@@ -257,12 +267,24 @@ def _plan_active(
 
 
 class WorldModelCEM:
-    """Batched CEM on the learned world model's energy (all active episodes in one predictor call)."""
+    """Batched CEM on the learned world model's energy (all active episodes in one predictor call).
+
+    ``context_frames`` K > 0: every rollout is conditioned on the K frames observed before the current
+    one (with their states and executed actions), so the predictor sees the scene's recent motion (a
+    block still sliding after a push). Before an episode has K frames, its first frame fills the gap
+    with zero actions (the arm at rest before the episode).
+    """
 
     def __init__(
-        self, model, cfg: CEMConfig, horizon: int, seed: int, stop_energy: float | None = None
+        self,
+        model,
+        cfg: CEMConfig,
+        horizon: int,
+        seed: int,
+        stop_energy: float | None = None,
+        context_frames: int = 0,
     ) -> None:
-        self.model, self.stop_energy = model, stop_energy
+        self.model, self.stop_energy, self.k = model, stop_energy, context_frames
         self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev: torch.Tensor | None = None
         self.observed_energy: np.ndarray | None = None
@@ -272,15 +294,39 @@ class WorldModelCEM:
             self.z_goal = self.model.encode_images(_image_tensor(goals))  # [E, N, D]
         self.prev = None
         self.gens = _episode_generators(self.seed, len(goals))
+        self.hist: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # [E, K, ...] each
 
-    def energy_fn(self, z_cur: torch.Tensor, s_cur: torch.Tensor, z_goal: torch.Tensor):
+    def _history(self, idx: torch.Tensor, z_cur: torch.Tensor, s_cur: torch.Tensor):
+        """The active episodes' last K frames ``(z[A, K, N, D], s[A, K, 7], a[A, K, 7])`` or None."""
+        if self.k == 0:
+            return None
+        if self.hist is None:  # first step of the batch: the first frame, at rest, fills the past
+            e = self.z_goal.shape[0]
+            z = torch.zeros(e, self.k, *z_cur.shape[1:])
+            s = torch.zeros(e, self.k, 7)
+            z[idx], s[idx] = z_cur[:, None].expand_as(z[idx]), s_cur[:, None].expand_as(s[idx])
+            self.hist = (z, s, torch.zeros(e, self.k, 7))
+        return tuple(h[idx] for h in self.hist)
+
+    def _push_history(self, idx: torch.Tensor, z_cur, s_cur, actions: np.ndarray) -> None:
+        if self.k == 0:
+            return
+        z, s, a = self.hist
+        new = (z_cur, s_cur, torch.from_numpy(np.asarray(actions, np.float32)))
+        for h, x in zip((z, s, a), new):
+            h[idx] = torch.cat([h[idx][:, 1:], x[:, None]], dim=1)
+
+    def energy_fn(self, z_cur: torch.Tensor, s_cur: torch.Tensor, z_goal: torch.Tensor, history=None):
         def fn(actions: torch.Tensor) -> torch.Tensor:  # [E, S, H, 7] -> [E, S]
             e, s, h = actions.shape[:3]
             n, d = z_cur.shape[-2:]
             z0 = z_cur[:, None].expand(e, s, n, d).reshape(e * s, n, d)
             s0 = s_cur[:, None].expand(e, s, 7).reshape(e * s, 7)
+            hist = None
+            if history is not None:
+                hist = tuple(x[:, None].expand(e, s, *x.shape[1:]).flatten(0, 1) for x in history)
             with torch.no_grad():
-                z = self.model.rollout(z0, s0, actions.reshape(e * s, h, 7))[:, -1]
+                z = self.model.rollout(z0, s0, actions.reshape(e * s, h, 7), history=hist)[:, -1]
             return energy(z.view(e, s, n, d), z_goal[:, None]).float()
 
         return fn
@@ -290,7 +336,7 @@ class WorldModelCEM:
             z_cur = self.model.encode_images(_image_tensor([o["image"] for o in obs_list]))
         s_cur = _state_tensor(obs_list)
         idx = torch.tensor(active)
-        fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx])
+        fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx], self._history(idx, z_cur, s_cur))
         plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
         if self.prev is None:
             self.prev = torch.zeros(self.z_goal.shape[0], self.horizon, 7)
@@ -301,6 +347,7 @@ class WorldModelCEM:
         self.observed_energy = energy(z_cur, self.z_goal[idx]).numpy()
         if self.stop_energy is not None:
             actions[self.observed_energy < self.stop_energy] = 0.0
+        self._push_history(idx, z_cur, s_cur, actions)
         return actions, plan_energy
 
 
@@ -635,10 +682,12 @@ def plan_episodes(args: argparse.Namespace) -> dict:
     stop_energy = resolve_stop_energy(args, config)
     goal_override = load_goal_image(args.goal_image, image_size) if args.goal_image else None
     settings = run_settings(args, image_size)
-    if model is not None and args.baseline is None and settings["horizon"] > model.cfg.max_steps:
+    steps_needed = settings["horizon"] + settings["context_frames"]
+    if model is not None and args.baseline is None and steps_needed > model.cfg.max_steps:
         raise PlanError(
-            f"--horizon {settings['horizon']}: the checkpoint's predictor rolls out at most "
-            f"{model.cfg.max_steps} steps (max_steps={model.cfg.max_steps})"
+            f"--horizon {settings['horizon']} + --context-frames {settings['context_frames']}: the "
+            f"checkpoint's predictor handles at most {model.cfg.max_steps} steps "
+            f"(max_steps={model.cfg.max_steps})"
         )
     out = Path(args.out)
     _prepare_out(out, settings, args.overwrite)
@@ -667,7 +716,9 @@ def plan_episodes(args: argparse.Namespace) -> dict:
                 model, cem_cfg, settings["horizon"], seed, args.oracle_energy, envs[: len(batch)]
             )
         elif args.planner == "cem":
-            policy = WorldModelCEM(model, cem_cfg, settings["horizon"], seed, stop_energy)
+            policy = WorldModelCEM(
+                model, cem_cfg, settings["horizon"], seed, stop_energy, settings["context_frames"]
+            )
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)
         run_batch(policy, envs[: len(batch)], batch, args, settings, model, out, goal_override)

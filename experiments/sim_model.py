@@ -195,12 +195,23 @@ class SimWorldModel(nn.Module):
             out = z + out
         return layer_norm_tokens(out)
 
-    def rollout(self, z0: torch.Tensor, state0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Autoregressive prediction from one context frame.
+    def rollout(
+        self,
+        z0: torch.Tensor,
+        state0: torch.Tensor,
+        actions: torch.Tensor,
+        history: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Autoregressive prediction from the current frame (and optionally the frames before it).
 
         ``z0[B, N, D]``, ``state0[B, 7]``, ``actions[B, H, 7]`` -> ``z[B, H, N, D]`` (the embeddings after
         each action). States follow ``apply_action``. Uses the predictor's key/value cache: each new step
         is one pass over its own tokens.
+
+        ``history = (z[B, K, N, D], states[B, K, 7], actions[B, K, 7])``: the K observed frames before
+        ``z0``, oldest first, with the actions executed from them. They are passed as block-causal context
+        (as in teacher forcing), so the prediction can use the scene's recent motion; K + H must not
+        exceed ``max_steps``.
         """
         b, h = actions.shape[:2]
         n, d = z0.shape[-2:]
@@ -209,10 +220,17 @@ class SimWorldModel(nn.Module):
         outs = []
         for i in range(h):
             a = actions[:, i : i + 1]
+            z_in, s_in = z_cur.reshape(b, 1, n, d), s_cur[:, None]
+            if i == 0 and history is not None:
+                zh, sh, ah = history
+                z_in = torch.cat([zh.expand(b, -1, -1, -1), z_in], dim=1)
+                s_in = torch.cat([sh.expand(b, -1, -1), s_in], dim=1)
+                a = torch.cat([ah.expand(b, -1, -1), a], dim=1)
+            k = z_in.shape[1]
             out, cache = self.predictor.forward_steps(
-                z_cur.reshape(b, n, d), a, s_cur[:, None], cache=cache, return_cache=i + 1 < h
+                z_in.reshape(b, k * n, d), a, s_in, cache=cache, return_cache=i + 1 < h
             )
-            out = out.view(b, n, d)
+            out = out.view(b, k, n, d)[:, -1]
             z_next = layer_norm_tokens(z_cur + out if self.cfg.residual else out)
             outs.append(z_next)
             s_cur = apply_action(s_cur, actions[:, i])

@@ -164,10 +164,20 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
     with pytest.raises(SystemExit, match="wrong shapes"):
         _inproc("plan", "--checkpoint", str(mismatched), "--task", "reach", "--out", str(tmp_path / "c"))
     with pytest.raises(
-        SystemExit, match=r"--horizon 9: the checkpoint's predictor rolls out at most 4 steps"
+        SystemExit, match=r"--horizon 9 \+ --context-frames 0: the checkpoint's predictor handles at most 4"
     ):
         _inproc(
             "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "9",
+            "--out", str(tmp_path / "e"),
+        )  # fmt: skip
+    with pytest.raises(SystemExit, match=r"--horizon 3 \+ --context-frames 2: .* at most 4"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "3",
+            "--context-frames", "2", "--out", str(tmp_path / "e"),
+        )  # fmt: skip
+    with pytest.raises(SystemExit, match="--context-frames must be >= 0"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--context-frames", "-1",
             "--out", str(tmp_path / "e"),
         )  # fmt: skip
     with pytest.raises(SystemExit, match="--checkpoint is required"):
@@ -324,3 +334,30 @@ def test_contact_episodes_join_push_for_the_predictor_only(tmp_path):
     assert with_contact_episodes(data, None) is data
     none = RecipeConfig(model=SimModelConfig(**TINY), collect=CollectConfig(contact_episodes=0))
     assert collect_contact_data(none, tmp_path / "x", progress=False) is None
+
+
+def test_rollout_with_history_equals_teacher_forcing():
+    torch.manual_seed(0)
+    model = SimWorldModel(SimModelConfig(**TINY)).eval()
+    torch.nn.init.normal_(model.predictor.predictor_proj.weight, std=0.1)  # not the zero-init copy
+    z = torch.nn.functional.layer_norm(torch.randn(3, 4, model.tokens_per_frame, 32), (32,))
+    s, a = torch.randn(3, 4, 7), 0.02 * torch.randn(3, 4, 7)
+    with torch.no_grad():
+        tf = model.predict(z[:, :3], a[:, :3], s[:, :3])  # step t predicts t + 1 from frames <= t
+        roll = model.rollout(z[:, 2], s[:, 2], a[:, 2:4], history=(z[:, :2], s[:, :2], a[:, :2]))
+        plain = model.rollout(z[:, 2], s[:, 2], a[:, 2:4])
+        one = model.rollout(z[:1, 2], s[:1, 2], a[:1, 2:3], history=(z[:1, :2], s[:1, :2], a[:1, :2]))
+    assert torch.allclose(roll[:, 0], tf[:, 2], atol=1e-5)
+    assert torch.allclose(one[:, 0], tf[:1, 2], atol=1e-5)
+    assert not torch.allclose(roll[:, 0], plain[:, 0], atol=1e-4)  # the past frames are used
+
+
+def test_plan_with_context_frames_runs(tiny_checkpoint, tmp_path):
+    out = tmp_path / "ctx"
+    _inproc(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "2", "--horizon", "2",
+        "--context-frames", "2", "--out", str(out), *PLAN_TINY,
+    )  # fmt: skip
+    assert json.loads((out / "run_config.json").read_text())["context_frames"] == 2
+    rec = json.loads((out / "episodes" / "ep_0001.json").read_text())
+    assert rec["steps"] == 2 and len(rec["actions"]) == 2
