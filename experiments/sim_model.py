@@ -38,7 +38,9 @@ class SimModelConfig:
         patch_size: ViT patch size; ``(image_size / patch_size)**2`` tokens per frame.
         embed_dim / depth / num_heads: encoder ViT.
         pred_embed_dim / pred_depth / pred_heads: AC predictor.
-        max_steps: predictor time-step capacity (``num_frames = 2 * max_steps``).
+        max_steps: predictor time-step capacity (``num_frames = 2 * max_steps``): the longest rollout
+            (history + horizon) it accepts. Only the size of its RoPE tables depends on it, not the
+            weights, so training is the same for any value >= the training clips' length.
         probe_dims: outputs of the probe head (EE xyz + block xyz = 6).
         residual: predictor predicts a residual on the last embedding.
     """
@@ -51,7 +53,7 @@ class SimModelConfig:
     pred_embed_dim: int = 64
     pred_depth: int = 2
     pred_heads: int = 4
-    max_steps: int = 4
+    max_steps: int = 6
     probe_dims: int = 6
     residual: bool = True
 

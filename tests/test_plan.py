@@ -164,15 +164,15 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
     with pytest.raises(SystemExit, match="wrong shapes"):
         _inproc("plan", "--checkpoint", str(mismatched), "--task", "reach", "--out", str(tmp_path / "c"))
     with pytest.raises(
-        SystemExit, match=r"--horizon 9 \+ --context-frames 0: the checkpoint's predictor handles at most 4"
+        SystemExit, match=r"--horizon 9 \+ --context-frames 0: the checkpoint's predictor handles at most 6"
     ):
         _inproc(
             "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "9",
             "--out", str(tmp_path / "e"),
         )  # fmt: skip
-    with pytest.raises(SystemExit, match=r"--horizon 3 \+ --context-frames 2: .* at most 4"):
+    with pytest.raises(SystemExit, match=r"--horizon 5 \+ --context-frames 2: .* at most 6"):
         _inproc(
-            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "3",
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "5",
             "--context-frames", "2", "--out", str(tmp_path / "e"),
         )  # fmt: skip
     with pytest.raises(SystemExit, match="--context-frames must be >= 0"):
