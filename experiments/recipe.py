@@ -153,30 +153,33 @@ def _log_row(path: Path, row: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------- stage 0
+def _cached_episodes(path: Path, what: str, collect) -> dict[str, np.ndarray]:
+    """The arrays cached at ``path``, or ``collect()``'s, written there atomically first."""
+    if path.exists():
+        with np.load(path) as f:
+            return {key: f[key] for key in f.files}
+    t0 = time.time()
+    arrays = collect()
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    print(f"collected {what} in {time.time() - t0:.1f} s")
+    return arrays
+
+
 def collect_data(cfg: RecipeConfig, work: Path, progress: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """Collect (or load the cached) training episodes of every task: ``{task: arrays}``."""
-    data = {}
-    for k, task in enumerate(cfg.tasks):
-        path = work / f"data_{task}.npz"
-        if path.exists():
-            with np.load(path) as f:
-                data[task] = {key: f[key] for key in f.files}
-            continue
-        t0 = time.time()
-        arrays = collect_task(
-            task,
-            cfg.collect,
-            TRAIN_SEED_OFFSET + 100_000 * k + cfg.seed,
-            cfg.model.image_size,
-            cfg.camera,
-            progress,
+    c, size = cfg.collect, cfg.model.image_size
+    return {
+        task: _cached_episodes(
+            work / f"data_{task}.npz",
+            f"{c.episodes} {task} episodes",
+            lambda task=task, k=k: collect_task(
+                task, c, TRAIN_SEED_OFFSET + 100_000 * k + cfg.seed, size, cfg.camera, progress
+            ),
         )
-        tmp = work / f".data_{task}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        data[task] = arrays
-        print(f"collected {cfg.collect.episodes} {task} episodes in {time.time() - t0:.1f} s")
-    return data
+        for k, task in enumerate(cfg.tasks)
+    }
 
 
 def collect_contact_data(
@@ -184,21 +187,16 @@ def collect_contact_data(
 ) -> dict[str, np.ndarray] | None:
     """Collect (or load the cached) contact-rich push episodes of the predictor stage, or None when the
     recipe has none (no push task or ``collect.contact_episodes == 0``)."""
-    if "push" not in cfg.tasks or cfg.collect.contact_episodes == 0:
+    c = cfg.collect
+    if "push" not in cfg.tasks or c.contact_episodes == 0:
         return None
-    path = work / "data_push_contact.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return {key: f[key] for key in f.files}
-    t0 = time.time()
-    arrays = collect_task(
-        "push", cfg.collect, CONTACT_SEED_OFFSET + cfg.seed, cfg.model.image_size, cfg.camera, progress, True
+    return _cached_episodes(
+        work / "data_push_contact.npz",
+        f"{c.contact_episodes} contact push episodes",
+        lambda: collect_task(
+            "push", c, CONTACT_SEED_OFFSET + cfg.seed, cfg.model.image_size, cfg.camera, progress, True
+        ),
     )
-    tmp = work / ".data_push_contact.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    print(f"collected {cfg.collect.contact_episodes} contact push episodes in {time.time() - t0:.1f} s")
-    return arrays
 
 
 def with_contact_episodes(data: dict, contact: dict[str, np.ndarray] | None) -> dict:
