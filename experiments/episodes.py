@@ -23,6 +23,8 @@ import vjepa2_ac.envs  # noqa: F401
 
 TASKS = ("reach", "push")
 PUSH_STARTS = ("aligned", "env")
+# Sideways range (metres) of the gripper's start off the push line in aligned push episodes (evaluations).
+PUSH_SIDE_OFFSET = 0.01
 
 
 def check_task(task: str) -> str:
@@ -44,7 +46,7 @@ def make_env(task: str, image_size: int, camera: str = "exterior_1", max_episode
     return gym.make(task_env_id(check_task(task)), **kwargs)
 
 
-def push_aligned_options(rng: np.random.Generator, side_offset: float = 0.01) -> dict:
+def push_aligned_options(rng: np.random.Generator, side_offset: float = PUSH_SIDE_OFFSET) -> dict:
     """Reset options of one "aligned" push episode (see the module docstring): the gripper starts up to
     ``side_offset`` metres sideways of the push line."""
     from vjepa2_ac.envs import PushEnv
@@ -72,7 +74,9 @@ def push_aligned_options(rng: np.random.Generator, side_offset: float = 0.01) ->
     }
 
 
-def reset_episode(env, task: str, seed: int, push_start: str = "aligned", side_offset: float = 0.01):
+def reset_episode(
+    env, task: str, seed: int, push_start: str = "aligned", side_offset: float = PUSH_SIDE_OFFSET
+):
     """Reset ``env`` to the seeded episode ``seed`` of ``task``; returns ``(obs, info)``.
 
     ``side_offset``: the aligned push start's sideways range (metres; evaluations use the default).
@@ -171,7 +175,7 @@ def collect_task(
     env = make_env(task, image_size, camera, max_episode_steps=cfg.steps + 1)
     rng = np.random.default_rng([seed, 11])
     e, t = (cfg.contact_episodes if contact else cfg.episodes), cfg.steps
-    side = cfg.contact_side_offset if contact else 0.01
+    side = cfg.contact_side_offset if contact else PUSH_SIDE_OFFSET
     images = np.zeros((e, t + 1, image_size, image_size, 3), np.uint8)
     states = np.zeros((e, t + 1, 7), np.float32)
     actions = np.zeros((e, t, 7), np.float32)
