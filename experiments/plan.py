@@ -147,6 +147,10 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--max-steps must be >= 1, got {args.max_steps}")
     if args.context_frames < 0:
         raise PlanError(f"--context-frames must be >= 0, got {args.context_frames}")
+    if args.context_frames and (args.baseline is not None or args.planner != "cem"):
+        raise PlanError(
+            "--context-frames is used by the world model's batched CEM only (no --baseline, --planner cem)"
+        )
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
     if not 2 <= args.topk <= args.samples:

@@ -175,6 +175,11 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
             "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "5",
             "--context-frames", "2", "--out", str(tmp_path / "e"),
         )  # fmt: skip
+    with pytest.raises(SystemExit, match="--context-frames is used by the world model's batched CEM only"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--context-frames", "1",
+            "--baseline", "oracle", "--out", str(tmp_path / "e"),
+        )  # fmt: skip
     with pytest.raises(SystemExit, match="--context-frames must be >= 0"):
         _inproc(
             "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--context-frames", "-1",
