@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "train a probe on frozen embeddings (end-effector / block positions)",
     ),
     "plan": ("vjepa2_ac.experiments.plan", "planning experiments over seeded episodes"),
+    "diagnose": (
+        "vjepa2_ac.experiments.diagnose",
+        "how well a simulated world model's predictor moves the push block (no planning)",
+    ),
     "plot": (
         "vjepa2_ac.experiments.plot",
         "rollout filmstrips, energy traces/landscapes, success bars, curves",
