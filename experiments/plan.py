@@ -250,6 +250,25 @@ def _image_tensor(images) -> torch.Tensor:
     return torch.from_numpy(np.stack(images))
 
 
+class PreviousFrames:
+    """Encodes each episode's current frame together with the frame it saw before (``consecutive``
+    tubelets carry the scene's motion; ``duplicate`` ones ignore it). An episode's first frame has no
+    predecessor and is encoded as a still scene."""
+
+    def __init__(self, model, n: int) -> None:
+        self.model = model
+        self.frames: list[np.ndarray | None] = [None] * n
+
+    def encode(self, active: list[int], images: list[np.ndarray]) -> torch.Tensor:
+        """``z[A, N, D]`` of the active episodes' ``images``; remembers them as the next step's past."""
+        prev = [im if self.frames[i] is None else self.frames[i] for i, im in zip(active, images)]
+        with torch.no_grad():
+            z = self.model.encode_images(_image_tensor(images), _image_tensor(prev))
+        for i, im in zip(active, images):
+            self.frames[i] = im
+        return z
+
+
 def _episode_generators(seed: int, n: int) -> list[torch.Generator]:
     """One CPU generator per episode of a batch, so an episode's plans do not depend on which other
     episodes are still running (``CEM.plan_batch`` draws each problem's noise from its own)."""
@@ -298,6 +317,7 @@ class WorldModelCEM:
             self.z_goal = self.model.encode_images(_image_tensor(goals))  # [E, N, D]
         self.prev = None
         self.gens = _episode_generators(self.seed, len(goals))
+        self.past = PreviousFrames(self.model, len(goals))
         self.hist: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # [E, K, ...] each
 
     def _history(self, idx: torch.Tensor, z_cur: torch.Tensor, s_cur: torch.Tensor):
@@ -336,8 +356,7 @@ class WorldModelCEM:
         return fn
 
     def act(self, active: list[int], obs_list) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            z_cur = self.model.encode_images(_image_tensor([o["image"] for o in obs_list]))
+        z_cur = self.past.encode(active, [o["image"] for o in obs_list])
         s_cur = _state_tensor(obs_list)
         idx = torch.tensor(active)
         fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx], self._history(idx, z_cur, s_cur))
@@ -376,25 +395,34 @@ class OracleCEM:
         self.n = len(goals)
         self.gens = _episode_generators(self.seed, self.n)
 
-    def _simulate(self, env, actions: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
-        """Outcomes of ``actions[S, H, 7]`` from the env's current state; the env is restored after."""
+    def _simulate(
+        self, env, actions: np.ndarray, current: np.ndarray
+    ) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
+        """Outcomes of ``actions[S, H, 7]`` from the env's current state (whose image is ``current``):
+        each sequence's last frame, the frame before it and the final distance. The env is restored
+        after."""
         u = env.unwrapped
         snap = snapshot(env)
         render = u.config.render_images
-        images, dists = [], []
+        # Only the frames the encoder sees are rendered: the last, and the one before it for
+        # consecutive tubelets.
+        rendered = 2 if self.model is not None and self.model.cfg.tubelet == "consecutive" else 1
+        images, previous, dists = [], [], []
         try:
             for seq in actions:
                 restore(env, snap)
+                frames = [current]
                 for j, a in enumerate(seq):
-                    # Only the sequence's last frame is scored: render that one alone.
-                    u.config.render_images = self.kind == "image" and j == len(seq) - 1
+                    u.config.render_images = self.kind == "image" and j >= len(seq) - rendered
                     obs, _, _, _, info = u.step(a.astype(np.float32))
-                images.append(obs["image"])
+                    frames.append(obs["image"])
+                images.append(frames[-1])
+                previous.append(frames[-2])
                 dists.append(float(info["distance"]))
         finally:
             restore(env, snap)
             u.config.render_images = render
-        return images, dists
+        return images, previous, dists
 
     def act(self, active: list[int], obs_list) -> tuple[np.ndarray, np.ndarray]:
         envs = [self.envs[i] for i in active]
@@ -402,15 +430,17 @@ class OracleCEM:
 
         def fn(actions: torch.Tensor) -> torch.Tensor:
             e, s = actions.shape[:2]
-            imgs, dists = [], []
+            imgs, prev, dists = [], [], []
             for k, env in enumerate(envs):
-                im, di = self._simulate(env, actions[k].numpy())
+                im, pr, di = self._simulate(env, actions[k].numpy(), obs_list[k]["image"])
                 imgs += im
+                prev += pr
                 dists += di
             if self.kind == "distance":
                 return torch.tensor(dists).view(e, s)
             with torch.no_grad():
-                z = self.model.encode_images(_image_tensor(imgs)).view(e, s, *self.z_goal.shape[1:])
+                z = self.model.encode_images(_image_tensor(imgs), _image_tensor(prev))
+                z = z.view(e, s, *self.z_goal.shape[1:])
             return energy(z, self.z_goal[idx][:, None]).float()
 
         plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
@@ -466,10 +496,10 @@ class SinglePlanner:
     def reset(self, goals) -> None:
         with torch.no_grad():
             self.z_goal = self.model.encode_images(_image_tensor(goals))
+        self.past = PreviousFrames(self.model, len(goals))
 
     def act(self, active, obs_list) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            z_cur = self.model.encode_images(_image_tensor([o["image"] for o in obs_list]))
+        z_cur = self.past.encode(active, [o["image"] for o in obs_list])
         s_cur = _state_tensor(obs_list)
         acts, energies = [], []
         for k, ep in enumerate(active):
@@ -545,7 +575,9 @@ def _landscape(model, env, obs, goal_img, chosen: np.ndarray, maxnorm: float, pa
     finally:
         restore(env, snap)
     with torch.no_grad():
-        e_true = energy(model.encode_images(_image_tensor(imgs)), z_goal).view(n, n).numpy()
+        # Each outcome's tubelet holds the frame it was reached from (consecutive tubelets).
+        before = _image_tensor([obs["image"]] * len(imgs))
+        e_true = energy(model.encode_images(_image_tensor(imgs), before), z_goal).view(n, n).numpy()
     dist = np.asarray(dists).reshape(n, n)
     iy, ix = np.unravel_index(np.argmin(dist), dist.shape)
     np.savez(

@@ -56,6 +56,9 @@ class TrainConfig:
         rollout: autoregressive steps of the rollout loss (0 disables it).
         contact_oversample: sampling weight of predictor clips in which the block moves (push), against
             1 for the others: contacts are rare in the data and are what push planning depends on.
+        motion_probe_weight: weight of the probe loss on the positions' motion (``consecutive``
+            tubelets only): enough to make the motion decodable, small enough that it does not swamp
+            the positions in the embedding.
         threads: torch CPU threads (1 is ~10x faster than 2 on a CPU shared with other jobs: OpenMP
             threads spin-wait for each other when cores are oversubscribed).
         bf16: bfloat16 autocast for forward passes (AMX on recent Xeons).
@@ -75,6 +78,7 @@ class TrainConfig:
     context: int = 3
     rollout: int = 2
     contact_oversample: float = 4.0
+    motion_probe_weight: float = 0.1
     threads: int = 1
     bf16: bool = False
 
@@ -268,7 +272,13 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
     least-squares scale), with the residual measured in metres and normalised by 5 cm.
     """
     tc = cfg.train
-    images, pos, tid, eid, _ = _frame_table(data)
+    images, pos, tid, eid, tt = _frame_table(data)
+    # Each frame's predecessor in its episode (an episode's first frame: itself, a still scene).
+    prev_of = np.arange(len(images)) - (tt > 0)
+    consecutive = cfg.model.tubelet == "consecutive"
+    if consecutive:
+        # Probe targets: the positions and their change since the previous frame.
+        pos = np.concatenate([pos, pos - pos[prev_of]], axis=1)
     pos_t = torch.from_numpy(pos)
     mean = torch.from_numpy(np.nan_to_num(np.nanmean(pos, axis=0))).float()
     std = torch.from_numpy(np.nan_to_num(np.nanstd(pos, axis=0), nan=1.0)).float().clamp_min(1e-3)
@@ -281,7 +291,14 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
     # Position manifold: a linear map from the standardised positions (+ a "has block" flag) to every
     # token; z is pulled towards LN(decoder(p)), so that most of the embedding varies linearly with the
     # EE/block positions and the L1 energy grows with distance. Training-only (not in the checkpoint).
-    decoder = torch.nn.Linear(7, n_tok * cfg.model.embed_dim)
+    # The manifold maps the positions alone: with consecutive tubelets the motion is decodable by the
+    # probe but is not part of the energy's geometry (a still goal must not make every moving scene look
+    # far away; with motion in the manifold a 2 cm step weighed as much as a 10 cm displacement).
+    n_pos = cfg.model.probe_dims
+    decoder = torch.nn.Linear(n_pos + 1, n_tok * cfg.model.embed_dim)
+    # Probe loss weight per output: 1 for the positions, motion_probe_weight for their motion.
+    probe_w = torch.ones(cfg.model.probe_outputs)
+    probe_w[n_pos:] = tc.motion_probe_weight
     if tc.fixed_manifold:
         # A frozen random map: with a learned one the decoder's bias grows until LN(decoder(p)) hardly
         # depends on p, and the embedding's variation with position shrinks with training (energy per
@@ -305,17 +322,18 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
             group["lr"] = cosine_lr(step, tc.encoder_steps, tc.encoder_lr, warmup=50)
         idx = _encoder_batch(n, tc.encoder_batch, eid, g)
         x = torch.from_numpy(images[idx.numpy()])
+        x_prev = torch.from_numpy(images[prev_of[idx.numpy()]]) if consecutive else None
         p = pos_t[idx]
-        target = (p - model.probe_mean) / model.probe_std  # [B, 6]
+        target = (p - model.probe_mean) / model.probe_std  # [B, P]
         with _autocast(tc.bf16):
-            z = model.encoder_tokens(x)
+            z = model.encoder_tokens(x, x_prev)
         z = layer_norm_tokens(z.float())  # [B, N, D]
         pred = model.probe_tokens(z)  # [B, N, 6]
         valid = torch.isfinite(target)
-        err = (pred - torch.nan_to_num(target)[:, None]) ** 2
+        err = (pred - torch.nan_to_num(target)[:, None]) ** 2 * probe_w
         probe_loss = (err * valid[:, None]).sum() / (valid.sum() * pred.shape[1]).clamp_min(1)
         e_pair = pairwise_energy(z)  # [B, B]
-        d_pair = _physical_distance(p[:, None], p[None, :], tc.block_weight)  # [B, B]
+        d_pair = _physical_distance(p[:, None, :6], p[None, :, :6], tc.block_weight)  # [B, B]
         mask = (tid_t[idx][:, None] == tid_t[idx][None, :]) & torch.ones_like(e_pair, dtype=torch.bool).triu(
             1
         )
@@ -328,10 +346,10 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
         if tc.fixed_manifold:
             # Metric input: decimetres from the data mean, the block's axes scaled by block_weight, so the
             # energy is isotropic in the EE position and weighs the block's distance block_weight times.
-            rel = torch.nan_to_num((p - model.probe_mean) / 0.1)
+            rel = torch.nan_to_num((p[:, :n_pos] - model.probe_mean[:n_pos]) / 0.1)
             rel = torch.cat([rel[:, :3], tc.block_weight * rel[:, 3:]], dim=1)
         else:
-            rel = torch.nan_to_num(target)
+            rel = torch.nan_to_num(target[:, :n_pos])
         p_in = torch.cat([rel, valid[:, 3:4].float()], dim=1)  # [B, 7]
         recon = layer_norm_tokens(decoder(p_in).view(-1, n_tok, cfg.model.embed_dim))
         manifold_loss = (z - recon).abs().mean()
@@ -380,14 +398,15 @@ def embed_all(model: SimWorldModel, data, batch: int = 256, progress: bool = Tru
     """Frozen-encoder embeddings of every frame: ``{task: z[E, T+1, N, D]}`` (float32)."""
     out = {}
     for task, d in data.items():
-        imgs = d["images"]
-        e, t1 = imgs.shape[:2]
-        flat = imgs.reshape(e * t1, *imgs.shape[2:])
-        zs = []
-        for i in tqdm(range(0, len(flat), batch), desc=f"embed {task}", disable=not progress, leave=False):
-            zs.append(model.encode_images(torch.from_numpy(flat[i : i + batch])).float())
-        z = torch.cat(zs)
-        out[task] = z.view(e, t1, *z.shape[1:])
+        imgs = torch.from_numpy(d["images"])
+        # Episodes in chunks, so that consecutive tubelets find each frame's predecessor.
+        per = max(1, batch // imgs.shape[1])
+        chunks = range(0, len(imgs), per)
+        zs = [
+            model.encode_episodes(imgs[i : i + per], batch)
+            for i in tqdm(chunks, desc=f"embed {task}", disable=not progress, leave=False)
+        ]
+        out[task] = torch.cat(zs)
     return out
 
 

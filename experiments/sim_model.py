@@ -27,6 +27,7 @@ from vjepa2_ac.pose import apply_action
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TUBELETS = ("duplicate", "consecutive")
 
 
 @dataclass
@@ -41,8 +42,14 @@ class SimModelConfig:
         max_steps: predictor time-step capacity (``num_frames = 2 * max_steps``): the longest rollout
             (history + horizon) it accepts. Only the size of its RoPE tables depends on it, not the
             weights, so training is the same for any value >= the training clips' length.
-        probe_dims: outputs of the probe head (EE xyz + block xyz = 6).
+        probe_dims: positions decoded by the probe head (EE xyz + block xyz = 6).
         residual: predictor predicts a residual on the last embedding.
+        tubelet: what fills the encoder's 2-frame tubelet. ``duplicate``: the current frame twice (a
+            still image, as the official release encodes single frames). ``consecutive``: the previous
+            frame and the current one, so that one embedding also carries the scene's motion (a block
+            still sliding after a push); the probe then also decodes each position's change since the
+            previous frame (``2 * probe_dims`` outputs). A frame without a predecessor (an episode's
+            first, a goal image) is encoded as a still scene.
     """
 
     image_size: int = 64
@@ -56,6 +63,7 @@ class SimModelConfig:
     max_steps: int = 6
     probe_dims: int = 6
     residual: bool = True
+    tubelet: str = "duplicate"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -67,6 +75,8 @@ class SimModelConfig:
                 f"SimModelConfig: image_size={self.image_size} must be a multiple of "
                 f"patch_size={self.patch_size}"
             )
+        if self.tubelet not in TUBELETS:
+            raise ValueError(f"SimModelConfig.tubelet must be one of {TUBELETS}, got {self.tubelet!r}")
         if self.embed_dim % self.num_heads or self.pred_embed_dim % self.pred_heads:
             raise ValueError("SimModelConfig: embed dims must be divisible by their head counts")
 
@@ -78,6 +88,11 @@ class SimModelConfig:
         if unknown:
             raise ValueError(f"SimModelConfig: unknown keys {unknown} in checkpoint config")
         return cls(**d)
+
+    @property
+    def probe_outputs(self) -> int:
+        """Outputs of the probe head: the positions, and with ``consecutive`` tubelets their motion."""
+        return self.probe_dims * (2 if self.tubelet == "consecutive" else 1)
 
 
 def encoder_kwargs(cfg: SimModelConfig) -> dict:
@@ -140,7 +155,7 @@ class SimWorldModel(nn.Module):
         self.cfg = cfg
         self.encoder = _build_encoder(**encoder_kwargs(cfg))
         self.predictor = _build_predictor(**predictor_kwargs(cfg))
-        self.probe = nn.Linear(cfg.embed_dim, cfg.probe_dims)
+        self.probe = nn.Linear(cfg.embed_dim, cfg.probe_outputs)
         if cfg.residual:
             # Start exactly at "copy the last embedding": the predictor then only has to learn the change.
             nn.init.zeros_(self.predictor.predictor_proj.weight)
@@ -148,8 +163,8 @@ class SimWorldModel(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         # Standardisation of the probe targets (set from the training data).
-        self.register_buffer("probe_mean", torch.zeros(cfg.probe_dims))
-        self.register_buffer("probe_std", torch.ones(cfg.probe_dims))
+        self.register_buffer("probe_mean", torch.zeros(cfg.probe_outputs))
+        self.register_buffer("probe_std", torch.ones(cfg.probe_outputs))
 
     @property
     def tokens_per_frame(self) -> int:
@@ -165,24 +180,58 @@ class SimWorldModel(nn.Module):
                 f"got shape {tuple(images.shape)}"
             )
 
-    def encoder_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """Raw encoder tokens ``[B, N, D]`` of uint8 images ``[B, H, W, 3]`` (frame duplicated in time)."""
+    def encoder_tokens(self, images: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw encoder tokens ``[B, N, D]`` of uint8 images ``[B, H, W, 3]``.
+
+        ``previous``: the frames before ``images`` (same shape), used by ``consecutive`` tubelets and
+        ignored by ``duplicate`` ones; None encodes still scenes.
+        """
         self.check_images(images)
-        x = images.permute(0, 3, 1, 2).float().div(255.0)
-        x = (x - self.pixel_mean) / self.pixel_std  # [B, 3, H, W]
-        video = x[:, :, None].expand(-1, -1, 2, -1, -1)  # [B, 3, 2, H, W]: a 2-frame tubelet
+        x = self._normalise(images)  # [B, 3, H, W]
+        if self.cfg.tubelet == "consecutive" and previous is not None:
+            self.check_images(previous, "previous frames")
+            if previous.shape != images.shape:
+                raise ValueError(
+                    f"previous frames: shape {tuple(previous.shape)} differs from the images' "
+                    f"{tuple(images.shape)}"
+                )
+            video = torch.stack([self._normalise(previous), x], dim=2)  # [B, 3, 2, H, W]
+        else:
+            video = x[:, :, None].expand(-1, -1, 2, -1, -1)  # [B, 3, 2, H, W]: a still tubelet
         return self.encoder(video)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Layer-normed embeddings ``z[B, N, D]`` of uint8 images ``[B, H, W, 3]``."""
-        return layer_norm_tokens(self.encoder_tokens(images))
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float().div(255.0)
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def encode_images(self, images: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Layer-normed embeddings ``z[B, N, D]`` of uint8 images ``[B, H, W, 3]`` (see ``encoder_tokens``
+        for ``previous``)."""
+        return layer_norm_tokens(self.encoder_tokens(images, previous))
+
+    def encode_episodes(self, frames: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Embeddings ``z[E, T, N, D]`` of every frame of episodes ``uint8[E, T, H, W, 3]``; each frame's
+        tubelet holds its predecessor (the first frame's: itself) when the tubelets are consecutive."""
+        e, t = frames.shape[:2]
+        flat = frames.reshape(e * t, *frames.shape[2:])
+        prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1).reshape(e * t, *frames.shape[2:])
+        zs = [
+            self.encode_images(flat[i : i + batch], prev[i : i + batch]).float()
+            for i in range(0, len(flat), batch)
+        ]
+        z = torch.cat(zs)
+        return z.view(e, t, *z.shape[1:])
 
     def probe_tokens(self, z: torch.Tensor) -> torch.Tensor:
         """Per-token probe predictions in standardised units: ``z[..., N, D] -> [..., N, P]``."""
         return self.probe(z)
 
     def probe_positions(self, z: torch.Tensor) -> torch.Tensor:
-        """Token-averaged probe read-out in metres: ``z[..., N, D] -> [..., P]``."""
+        """Token-averaged probe read-out of the positions in metres: ``z[..., N, D] -> [..., P]``."""
+        return self.probe_all(z)[..., : self.cfg.probe_dims]
+
+    def probe_all(self, z: torch.Tensor) -> torch.Tensor:
+        """Every probe output in metres (positions, then their motion for consecutive tubelets)."""
         return self.probe(z).mean(dim=-2) * self.probe_std + self.probe_mean
 
     # -- predictor -------------------------------------------------------------------------------------
