@@ -14,6 +14,11 @@ as block-causal context, as ``plan --context-frames K``) is read out with the ch
 position probe. Its block motion is split along the action's xy direction (forward) and across it
 (sideways) and compared with the true motion: mean size and correlation. The row ``encoded next frame``
 reads the probe from the *true* next frame's embedding: the ceiling that the probe allows.
+
+Planning scores whole rollouts, in which an under-predicted push compounds, so a second table follows
+the predictor's own autoregressive rollout from each frame over ``--horizon`` steps (the executed
+actions, no context) and compares the block's displacement after 1..H steps with the true one, along
+and across the summed action (only where the block moves more than ``--min-motion`` per step on average).
 Writes ``OUT/diagnose.json`` and ``OUT/diagnose.md``.
 """
 
@@ -151,6 +156,52 @@ def block_motion_fit(
     }
 
 
+@torch.no_grad()
+def rollout_block_fit(model, episodes: dict, horizon: int = 4, min_motion: float = 0.01) -> dict:
+    """Block displacement after 1..``horizon`` steps of the predictor's rollout from every frame that
+    has ``horizon`` actions after it, against the truth (``motion_stats`` along the summed action).
+
+    Rollouts start from the encoded frame alone, as ``plan`` runs by default.
+    """
+    from vjepa2_ac.experiments.recipe import embed_all
+
+    check_episodes(episodes, model.cfg.image_size, "episodes")
+    if not 1 <= horizon <= model.cfg.max_steps:
+        raise ValueError(
+            f"horizon must be in 1..{model.cfg.max_steps} (the model's max_steps), got {horizon}"
+        )
+    t_steps = episodes["actions"].shape[1]
+    if t_steps < horizon:
+        raise ValueError(f"episodes have {t_steps} steps; a rollout over {horizon} needs as many")
+    z = embed_all(model, {"push": episodes}, progress=False)["push"]  # [E, T+1, N, D]
+    probed = model.probe_positions(z).numpy()  # [E, T+1, 6]
+    states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
+    actions = torch.from_numpy(np.asarray(episodes["actions"], np.float32))
+    pos = np.asarray(episodes["positions"], np.float64)
+    starts = range(t_steps - horizon + 1)
+    pred = np.zeros((len(starts), pos.shape[0], horizon, 2))
+    for j, t in enumerate(starts):
+        roll = model.rollout(z[:, t], states[:, t], actions[:, t : t + horizon])  # [E, H, N, D]
+        pred[j] = model.probe_positions(roll).numpy()[..., 3:5] - probed[:, t, None, 3:5]
+    rows = []
+    for k in range(1, horizon + 1):
+        t0 = np.array(starts)
+        true = pos[:, t0 + k, 3:5] - pos[:, t0, 3:5]  # [E, S, 2]
+        direction = np.stack([episodes["actions"][:, t : t + k, :2].sum(1) for t in t0], axis=1)
+        p = pred[:, :, k - 1].transpose(1, 0, 2)  # [E, S, 2]
+        keep = (np.linalg.norm(true, axis=-1) > k * min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
+        if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
+            nan = float("nan")
+            empty = {"forward_true_m": nan, "forward_pred_m": nan, "forward_corr": None}
+            empty |= {"sideways_true_m": nan, "sideways_pred_m": nan, "sideways_corr": None}
+            rows.append({"steps": k, "spans": 0} | empty)
+            continue
+        rows.append(
+            {"steps": k, "spans": int(keep.sum())} | motion_stats(true[keep], p[keep], direction[keep])
+        )
+    return {"horizon": horizon, "min_motion_m": min_motion, "rows": rows}
+
+
 def table_markdown(result: dict) -> str:
     def cm(x: float) -> str:
         return f"{100 * x:.2f} cm"
@@ -169,6 +220,24 @@ def table_markdown(result: dict) -> str:
         forward = f"{cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | {c(r['forward_corr'])}"
         sideways = f"{cm(r['sideways_true_m'])} | {cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])}"
         lines.append(f"| {r['source']} | {forward} | {sideways} |")
+    roll = result.get("rollout")
+    if roll is not None:
+        lines += [
+            "",
+            f"Predictor rollouts over {roll['horizon']} steps (no context): block displacement after k "
+            "steps.",
+            "",
+            "| steps | spans | forward: true | predicted | ratio | corr. | sideways: true | predicted "
+            "| corr. |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in roll["rows"]:
+            ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] else float("nan")
+            lines.append(
+                f"| {r['steps']} | {r['spans']} | {cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | "
+                f"{c(ratio)} | {c(r['forward_corr'])} | {cm(r['sideways_true_m'])} | "
+                f"{cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -191,6 +260,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--context-frames", default="0,1,2,3", help="comma-separated numbers of past frames given as context"
     )
     parser.add_argument("--min-motion", type=float, default=0.01, help="block motion threshold (m)")
+    parser.add_argument(
+        "--horizon", type=int, default=4, help="rollout length of the second table (0: skip it)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -240,6 +312,8 @@ def run(args: argparse.Namespace) -> int:
 
     ks = _parse_context(args.context_frames)
     model, config = load_sim_checkpoint(resolve_checkpoint(args.checkpoint))
+    if not 0 <= args.horizon <= model.cfg.max_steps:
+        raise SystemExit(f"--horizon must be in 0..{model.cfg.max_steps} (the checkpoint's max_steps)")
     if max(ks) + 1 > model.cfg.max_steps:
         raise SystemExit(
             f"--context-frames up to {max(ks)} need max_steps >= {max(ks) + 1}; "
@@ -248,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         episodes = _load_episodes(args, model, config)
         result = block_motion_fit(model, episodes, ks, args.min_motion, progress=not args.no_progress)
+        if args.horizon:
+            result["rollout"] = rollout_block_fit(model, episodes, args.horizon, args.min_motion)
     except ValueError as e:
         raise SystemExit(f"vjepa2-ac diagnose: {e}") from None
     result["checkpoint"] = str(args.checkpoint)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa2_ac.experiments.diagnose import block_motion_fit, motion_stats
+from vjepa2_ac.experiments.diagnose import block_motion_fit, motion_stats, rollout_block_fit, table_markdown
 from vjepa2_ac.experiments.recipe import RecipeConfig, save_sim_checkpoint
 from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
 
@@ -74,6 +74,31 @@ def test_copy_last_frame_predictor_moves_nothing():
     assert result["rows"][2]["sideways_pred_m"] > 1e-4
 
 
+def test_rollout_fit_follows_the_block_over_k_steps():
+    torch.manual_seed(0)
+    model = SimWorldModel(SimModelConfig(**TINY)).eval()
+    eps = _episodes(e=3, t=5)
+    result = rollout_block_fit(model, eps, horizon=4)
+    assert [r["steps"] for r in result["rows"]] == [1, 2, 3, 4]
+    for r in result["rows"]:
+        assert r["spans"] == 3 * 2  # rollouts from steps 0 and 1 of 3 episodes
+        assert r["forward_true_m"] == pytest.approx(0.02 * r["steps"], abs=1e-6)
+        assert abs(r["forward_pred_m"]) < 1e-5  # copy-last-frame predictor: the block stays
+    # Spans in which the block does not move enough are reported as empty rows, not as an error.
+    still = _episodes()
+    still["positions"][..., 3:5] = 0.5
+    empty = rollout_block_fit(model, still, horizon=2)
+    assert [r["spans"] for r in empty["rows"]] == [0, 0]
+    text = table_markdown(
+        {"transitions": 0, "episodes": 3, "min_motion_m": 0.01, "rows": [], "rollout": empty}
+    )
+    assert "| 1 | 0 | nan cm" in text and "| – |" in text
+    with pytest.raises(ValueError, match=r"horizon must be in 1..6"):
+        rollout_block_fit(model, eps, horizon=7)
+    with pytest.raises(ValueError, match="episodes have 5 steps; a rollout over 6 needs as many"):
+        rollout_block_fit(model, eps, horizon=6)
+
+
 def test_block_motion_fit_rejects_unusable_episodes():
     model = SimWorldModel(SimModelConfig(**TINY)).eval()
     eps = _episodes()
@@ -121,6 +146,8 @@ def test_diagnose_cli_on_data_file_and_fresh_episodes(tiny_checkpoint, tmp_path)
     assert result["episodes"] == 2 and result["transitions"] == 2 * 4
     assert [r["context_frames"] for r in result["rows"]] == [0, 1, None]
     assert "| encoded next frame |" in (out / "diagnose.md").read_text()
+    assert [r["steps"] for r in result["rollout"]["rows"]] == [1, 2, 3, 4]
+    assert "Predictor rollouts over 4 steps" in (out / "diagnose.md").read_text()
 
     fresh = tmp_path / "fresh"
     proc = subprocess.run(
