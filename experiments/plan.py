@@ -79,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the actions executed from them (K + horizon <= the predictor's max_steps)",
     )
     g.add_argument(
+        "--action-cost",
+        type=float,
+        default=0.0,
+        help="world model: add this times the L1 norm of a candidate's xyz actions (metres, summed over "
+        "the horizon) to its energy, a control cost (0: the pure goal energy)",
+    )
+    g.add_argument(
         "--stop-energy",
         type=float,
         default=None,
@@ -151,6 +158,12 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(
             "--context-frames is used by the world model's batched CEM only (no --baseline, --planner cem)"
         )
+    if not 0 <= args.action_cost < float("inf"):
+        raise PlanError(f"--action-cost must be a finite number >= 0, got {args.action_cost}")
+    if args.action_cost and (args.baseline is not None or args.planner != "cem"):
+        raise PlanError(
+            "--action-cost is used by the world model's batched CEM only (no --baseline, --planner cem)"
+        )
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
     if not 2 <= args.topk <= args.samples:
@@ -215,6 +228,7 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
         "max_steps": args.max_steps if args.max_steps is not None else d["max_steps"],
         "keep_still": not args.no_keep_still,
         "context_frames": args.context_frames,
+        "action_cost": args.action_cost,
         "stop_energy": args.stop_energy,
         "stop_distance": args.stop_distance,
         "push_start": args.push_start if args.task == "push" else None,
@@ -296,6 +310,10 @@ class WorldModelCEM:
     one (with their states and executed actions), so the predictor sees the scene's recent motion (a
     block still sliding after a push). Before an episode has K frames, its first frame fills the gap
     with zero actions (the arm at rest before the episode).
+
+    ``action_cost`` > 0 adds ``action_cost * sum |a_xyz|`` (metres over the horizon) to every
+    candidate's energy: a control cost that makes CEM drop action components the energy does not ask
+    for, instead of keeping their sampling noise.
     """
 
     def __init__(
@@ -306,8 +324,10 @@ class WorldModelCEM:
         seed: int,
         stop_energy: float | None = None,
         context_frames: int = 0,
+        action_cost: float = 0.0,
     ) -> None:
         self.model, self.stop_energy, self.k = model, stop_energy, context_frames
+        self.action_cost = action_cost
         self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev: torch.Tensor | None = None
         self.observed_energy: np.ndarray | None = None
@@ -351,7 +371,10 @@ class WorldModelCEM:
                 hist = tuple(x[:, None].expand(e, s, *x.shape[1:]).flatten(0, 1) for x in history)
             with torch.no_grad():
                 z = self.model.rollout(z0, s0, actions.reshape(e * s, h, 7), history=hist)[:, -1]
-            return energy(z.view(e, s, n, d), z_goal[:, None]).float()
+            out = energy(z.view(e, s, n, d), z_goal[:, None]).float()
+            if self.action_cost:
+                out = out + self.action_cost * actions[..., :3].abs().sum(dim=(-2, -1))
+            return out
 
         return fn
 
@@ -753,7 +776,13 @@ def plan_episodes(args: argparse.Namespace) -> dict:
             )
         elif args.planner == "cem":
             policy = WorldModelCEM(
-                model, cem_cfg, settings["horizon"], seed, stop_energy, settings["context_frames"]
+                model,
+                cem_cfg,
+                settings["horizon"],
+                seed,
+                stop_energy,
+                settings["context_frames"],
+                settings["action_cost"],
             )
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)

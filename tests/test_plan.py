@@ -237,6 +237,27 @@ def test_plan_stop_energy_holds_still(tiny_checkpoint, tmp_path):
     assert np.abs(ee - ee[0]).max() < 2e-3  # held still (up to the weld settling)
 
 
+def test_plan_action_cost_shrinks_the_planned_actions(tiny_checkpoint, tmp_path):
+    """A control cost far above any energy difference makes CEM prefer the smallest actions."""
+    sizes = {}
+    for cost in ("0", "1000"):
+        out = tmp_path / f"c{cost}"
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--episodes", "2",
+            "--action-cost", cost, "--out", str(out), "--landscapes", "0", "--save-frames", "0", *PLAN_TINY,
+        )  # fmt: skip
+        recs = [json.loads((out / "episodes" / f"ep_000{i}.json").read_text()) for i in range(2)]
+        sizes[cost] = np.abs(np.asarray([r["actions"] for r in recs])).mean()
+        assert json.loads((out / "run_config.json").read_text())["action_cost"] == float(cost)
+    assert sizes["1000"] < 0.5 * sizes["0"]
+    with pytest.raises(SystemExit, match=r"--action-cost must be a finite number >= 0, got -1.0"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--action-cost", "-1",
+                "--out", str(tmp_path / "x"), *PLAN_TINY)  # fmt: skip
+    with pytest.raises(SystemExit, match="--action-cost is used by the world model's batched CEM only"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--action-cost", "0.1",
+                "--planner", "mppi", "--out", str(tmp_path / "x"), *PLAN_TINY)  # fmt: skip
+
+
 def test_plan_stop_distance_uses_the_checkpoint_calibration(tiny_checkpoint, tmp_path):
     """--stop-distance needs the checkpoint's energy-per-metre calibration and scales it by the distance."""
     with pytest.raises(SystemExit, match=r"--stop-distance: checkpoint .* has no energy calibration"):
