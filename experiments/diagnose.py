@@ -90,6 +90,18 @@ def check_episodes(episodes: dict, image_size: int, what: str) -> None:
         raise ValueError(f"{what}: positions[..., 3:6] (block xyz) must be finite: push episodes are needed")
 
 
+def _encoded(model, episodes: dict, progress: bool):
+    """Embeddings ``z[E, T+1, N, D]`` and probed positions ``[E, T+1, 6]`` of push episodes, with their
+    states and actions as tensors and true positions in float64."""
+    from vjepa2_ac.experiments.recipe import embed_all
+
+    z = embed_all(model, {"push": episodes}, progress=progress)["push"]
+    probed = model.probe_positions(z).numpy()
+    states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
+    actions = torch.from_numpy(np.asarray(episodes["actions"], np.float32))
+    return z, probed, states, actions, np.asarray(episodes["positions"], np.float64)
+
+
 @torch.no_grad()
 def block_motion_fit(
     model,
@@ -105,8 +117,6 @@ def block_motion_fit(
     same transitions: steps ``max(context_frames) .. T-1`` where the block moves more than
     ``min_motion`` and the action has an xy direction.
     """
-    from vjepa2_ac.experiments.recipe import embed_all
-
     check_episodes(episodes, model.cfg.image_size, "episodes")
     kmax = max(context_frames)
     if min(context_frames) < 0:
@@ -119,11 +129,7 @@ def block_motion_fit(
     if t_steps <= kmax:
         raise ValueError(f"episodes have {t_steps} steps; context_frames up to {kmax} need more")
 
-    z = embed_all(model, {"push": episodes}, progress=progress)["push"]  # [E, T+1, N, D]
-    probed = model.probe_positions(z).numpy()  # [E, T+1, 6]
-    states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
-    actions = torch.from_numpy(np.asarray(episodes["actions"], np.float32))
-    pos = np.asarray(episodes["positions"], np.float64)
+    z, probed, states, actions, pos = _encoded(model, episodes, progress)
 
     steps = np.arange(kmax, t_steps)
     true = pos[:, steps + 1, 3:5] - pos[:, steps, 3:5]  # [E, S, 2]
@@ -163,8 +169,6 @@ def rollout_block_fit(model, episodes: dict, horizon: int = 4, min_motion: float
 
     Rollouts start from the encoded frame alone, as ``plan`` runs by default.
     """
-    from vjepa2_ac.experiments.recipe import embed_all
-
     check_episodes(episodes, model.cfg.image_size, "episodes")
     if not 1 <= horizon <= model.cfg.max_steps:
         raise ValueError(
@@ -173,11 +177,7 @@ def rollout_block_fit(model, episodes: dict, horizon: int = 4, min_motion: float
     t_steps = episodes["actions"].shape[1]
     if t_steps < horizon:
         raise ValueError(f"episodes have {t_steps} steps; a rollout over {horizon} needs as many")
-    z = embed_all(model, {"push": episodes}, progress=False)["push"]  # [E, T+1, N, D]
-    probed = model.probe_positions(z).numpy()  # [E, T+1, 6]
-    states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
-    actions = torch.from_numpy(np.asarray(episodes["actions"], np.float32))
-    pos = np.asarray(episodes["positions"], np.float64)
+    z, probed, states, actions, pos = _encoded(model, episodes, False)
     starts = range(t_steps - horizon + 1)
     pred = np.zeros((len(starts), pos.shape[0], horizon, 2))
     for j, t in enumerate(starts):
