@@ -68,8 +68,13 @@ def init_distributed(device_name: str = "auto", threads: int = 0) -> DistInfo:
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group if one was joined."""
+    """Leave the process group if one was joined.
+
+    All ranks meet at a barrier first: a rank that tears gloo down while another is still finishing
+    (rank 0 writing its checkpoint) can abort with "terminate called without an active exception".
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
