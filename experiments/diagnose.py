@@ -90,11 +90,13 @@ def check_episodes(episodes: dict, image_size: int, what: str) -> None:
         raise ValueError(f"{what}: positions[..., 3:6] (block xyz) must be finite: push episodes are needed")
 
 
-def _encoded(model, episodes: dict, progress: bool):
+@torch.no_grad()
+def encode_push_episodes(model, episodes: dict, progress: bool = False) -> tuple:
     """Embeddings ``z[E, T+1, N, D]`` and probed positions ``[E, T+1, 6]`` of push episodes, with their
     states and actions as tensors and true positions in float64."""
     from vjepa2_ac.experiments.recipe import embed_all
 
+    check_episodes(episodes, model.cfg.image_size, "episodes")
     z = embed_all(model, {"push": episodes}, progress=progress)["push"]
     probed = model.probe_positions(z).numpy()
     states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
@@ -109,8 +111,11 @@ def block_motion_fit(
     context_frames: tuple[int, ...] = (0, 1, 2, 3),
     min_motion: float = 0.01,
     progress: bool = False,
+    encoded: tuple | None = None,
 ) -> dict:
     """One-step block motion of ``model``'s predictor against the truth (see the module docstring).
+
+    ``encoded``: the episodes' ``encode_push_episodes`` result, when the caller already has it.
 
     ``episodes``: ``images uint8[E, T+1, H, W, 3]``, ``states [E, T+1, 7]``, ``actions [E, T, 7]``,
     ``positions [E, T+1, 6]`` (EE xyz, block xyz), as the recipe's ``data_push.npz``. All rows use the
@@ -129,7 +134,7 @@ def block_motion_fit(
     if t_steps <= kmax:
         raise ValueError(f"episodes have {t_steps} steps; context_frames up to {kmax} need more")
 
-    z, probed, states, actions, pos = _encoded(model, episodes, progress)
+    z, probed, states, actions, pos = encoded or encode_push_episodes(model, episodes, progress)
 
     steps = np.arange(kmax, t_steps)
     true = pos[:, steps + 1, 3:5] - pos[:, steps, 3:5]  # [E, S, 2]
@@ -163,11 +168,14 @@ def block_motion_fit(
 
 
 @torch.no_grad()
-def rollout_block_fit(model, episodes: dict, horizon: int = 4, min_motion: float = 0.01) -> dict:
+def rollout_block_fit(
+    model, episodes: dict, horizon: int = 4, min_motion: float = 0.01, encoded: tuple | None = None
+) -> dict:
     """Block displacement after 1..``horizon`` steps of the predictor's rollout from every frame that
     has ``horizon`` actions after it, against the truth (``motion_stats`` along the summed action).
 
-    Rollouts start from the encoded frame alone, as ``plan`` runs by default.
+    Rollouts start from the encoded frame alone, as ``plan`` runs by default. ``encoded``: as in
+    :func:`block_motion_fit`.
     """
     check_episodes(episodes, model.cfg.image_size, "episodes")
     if not 1 <= horizon <= model.cfg.max_steps:
@@ -177,18 +185,19 @@ def rollout_block_fit(model, episodes: dict, horizon: int = 4, min_motion: float
     t_steps = episodes["actions"].shape[1]
     if t_steps < horizon:
         raise ValueError(f"episodes have {t_steps} steps; a rollout over {horizon} needs as many")
-    z, probed, states, actions, pos = _encoded(model, episodes, False)
-    starts = range(t_steps - horizon + 1)
-    pred = np.zeros((len(starts), pos.shape[0], horizon, 2))
-    for j, t in enumerate(starts):
+    z, probed, states, actions, pos = encoded or encode_push_episodes(model, episodes)
+    t0 = np.arange(t_steps - horizon + 1)  # rollout starts
+    pred = np.zeros((pos.shape[0], len(t0), horizon, 2))  # [E, S, H, 2]
+    for j, t in enumerate(t0):
         roll = model.rollout(z[:, t], states[:, t], actions[:, t : t + horizon])  # [E, H, N, D]
-        pred[j] = model.probe_positions(roll).numpy()[..., 3:5] - probed[:, t, None, 3:5]
+        pred[:, j] = model.probe_positions(roll).numpy()[..., 3:5] - probed[:, t, None, 3:5]
+    xy = episodes["actions"][..., :2]  # [E, T, 2]
     rows = []
     for k in range(1, horizon + 1):
-        t0 = np.array(starts)
         true = pos[:, t0 + k, 3:5] - pos[:, t0, 3:5]  # [E, S, 2]
-        direction = np.stack([episodes["actions"][:, t : t + k, :2].sum(1) for t in t0], axis=1)
-        p = pred[:, :, k - 1].transpose(1, 0, 2)  # [E, S, 2]
+        # The summed action of each span t0 .. t0 + k: its direction splits forward from sideways.
+        direction = np.lib.stride_tricks.sliding_window_view(xy, k, axis=1)[:, t0].sum(-1)  # [E, S, 2]
+        p = pred[:, :, k - 1]  # [E, S, 2]
         keep = (np.linalg.norm(true, axis=-1) > k * min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
         if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
             nan = float("nan")
@@ -321,9 +330,10 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         episodes = _load_episodes(args, model, config)
-        result = block_motion_fit(model, episodes, ks, args.min_motion, progress=not args.no_progress)
+        encoded = encode_push_episodes(model, episodes, progress=not args.no_progress)
+        result = block_motion_fit(model, episodes, ks, args.min_motion, encoded=encoded)
         if args.horizon:
-            result["rollout"] = rollout_block_fit(model, episodes, args.horizon, args.min_motion)
+            result["rollout"] = rollout_block_fit(model, episodes, args.horizon, args.min_motion, encoded)
     except ValueError as e:
         raise SystemExit(f"vjepa2-ac diagnose: {e}") from None
     result["checkpoint"] = str(args.checkpoint)

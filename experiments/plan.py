@@ -275,9 +275,13 @@ class PreviousFrames:
 
     def encode(self, active: list[int], images: list[np.ndarray]) -> torch.Tensor:
         """``z[A, N, D]`` of the active episodes' ``images``; remembers them as the next step's past."""
-        prev = [im if self.frames[i] is None else self.frames[i] for i, im in zip(active, images)]
+        prev = None
+        if self.model.cfg.tubelet == "consecutive":  # duplicate tubelets never look at the past
+            prev = _image_tensor(
+                [im if self.frames[i] is None else self.frames[i] for i, im in zip(active, images)]
+            )
         with torch.no_grad():
-            z = self.model.encode_images(_image_tensor(images), _image_tensor(prev))
+            z = self.model.encode_images(_image_tensor(images), prev)
         for i, im in zip(active, images):
             self.frames[i] = im
         return z
@@ -429,7 +433,7 @@ class OracleCEM:
         render = u.config.render_images
         # Only the frames the encoder sees are rendered: the last, and the one before it for
         # consecutive tubelets.
-        rendered = 2 if self.model is not None and self.model.cfg.tubelet == "consecutive" else 1
+        rendered = 2 if self.model.cfg.tubelet == "consecutive" else 1
         images, previous, dists = [], [], []
         try:
             for seq in actions:

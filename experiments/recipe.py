@@ -276,6 +276,7 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
     # Each frame's predecessor in its episode (an episode's first frame: itself, a still scene).
     prev_of = np.arange(len(images)) - (tt > 0)
     consecutive = cfg.model.tubelet == "consecutive"
+    n_pos = cfg.model.probe_dims
     if consecutive:
         # Probe targets: the positions and their change since the previous frame.
         pos = np.concatenate([pos, pos - pos[prev_of]], axis=1)
@@ -294,7 +295,6 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
     # The manifold maps the positions alone: with consecutive tubelets the motion is decodable by the
     # probe but is not part of the energy's geometry (a still goal must not make every moving scene look
     # far away; with motion in the manifold a 2 cm step weighed as much as a 10 cm displacement).
-    n_pos = cfg.model.probe_dims
     decoder = torch.nn.Linear(n_pos + 1, n_tok * cfg.model.embed_dim)
     # Probe loss weight per output: 1 for the positions, motion_probe_weight for their motion.
     probe_w = torch.ones(cfg.model.probe_outputs)
@@ -333,7 +333,7 @@ def train_encoder(model: SimWorldModel, data, cfg: RecipeConfig, work: Path, pro
         err = (pred - torch.nan_to_num(target)[:, None]) ** 2 * probe_w
         probe_loss = (err * valid[:, None]).sum() / (valid.sum() * pred.shape[1]).clamp_min(1)
         e_pair = pairwise_energy(z)  # [B, B]
-        d_pair = _physical_distance(p[:, None, :6], p[None, :, :6], tc.block_weight)  # [B, B]
+        d_pair = _physical_distance(p[:, None, :n_pos], p[None, :, :n_pos], tc.block_weight)  # [B, B]
         mask = (tid_t[idx][:, None] == tid_t[idx][None, :]) & torch.ones_like(e_pair, dtype=torch.bool).triu(
             1
         )

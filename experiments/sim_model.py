@@ -214,9 +214,11 @@ class SimWorldModel(nn.Module):
         tubelet holds its predecessor (the first frame's: itself) when the tubelets are consecutive."""
         e, t = frames.shape[:2]
         flat = frames.reshape(e * t, *frames.shape[2:])
-        prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1).reshape(e * t, *frames.shape[2:])
+        prev = None
+        if self.cfg.tubelet == "consecutive":
+            prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1).reshape(e * t, *frames.shape[2:])
         zs = [
-            self.encode_images(flat[i : i + batch], prev[i : i + batch]).float()
+            self.encode_images(flat[i : i + batch], None if prev is None else prev[i : i + batch]).float()
             for i in range(0, len(flat), batch)
         ]
         z = torch.cat(zs)
