@@ -82,12 +82,9 @@ def plan_namespace(**kw) -> argparse.Namespace:
 
 
 def _methods(quick: bool) -> list[dict]:
-    # Horizon, action bound and MPC steps are `plan`'s task defaults (push plans 4 steps ahead).
-    wm = (
-        {"samples": 100, "iterations": 3, "topk": 10}
-        if not quick
-        else {"samples": 8, "iterations": 1, "topk": 2}
-    )
+    # Horizon, action bound, MPC steps and CEM's elites are `plan`'s task defaults (push plans 4 steps
+    # ahead and keeps 30 elites).
+    wm = {"samples": 100, "iterations": 3} if not quick else {"samples": 8, "iterations": 1, "topk": 2}
     # The oracle simulates and renders every candidate (~5 ms each); fewer samples keep it affordable.
     oracle = (
         {"samples": 32, "iterations": 2, "topk": 6}

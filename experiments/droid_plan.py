@@ -52,6 +52,7 @@ def load_clips(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def plan_droid(args: argparse.Namespace) -> dict:
     """Run offline one-step planning; writes ``OUT/droid_plan.json`` and ``OUT/landscape_clip<i>.npz``."""
     from vjepa2_ac.checkpoint import CheckpointError
+    from vjepa2_ac.experiments import plan as plan_defaults
     from vjepa2_ac.planners.energy import preprocess_images
     from vjepa2_ac.pose import pose_difference
     from vjepa2_ac.world_model import WorldModel
@@ -98,7 +99,8 @@ def plan_droid(args: argparse.Namespace) -> dict:
         )
         e_grid = energy_fn(acts)[0].view(n, n, n).numpy()
         best = np.unravel_index(np.argmin(e_grid), e_grid.shape)
-        cfg = CEMConfig.mpc(maxnorm=maxnorm, samples=args.samples, iterations=args.iterations, topk=args.topk)
+        topk = plan_defaults.DEFAULT_TOPK if args.topk is None else args.topk
+        cfg = CEMConfig.mpc(maxnorm=maxnorm, samples=args.samples, iterations=args.iterations, topk=topk)
         (plan,) = CEM(cfg).plan_batch(
             energy_fn, 1, 1, generators=[torch.Generator().manual_seed(args.seed)], score_plan=True
         )

@@ -39,12 +39,16 @@ from vjepa2_ac.planners.cem import CEM, CEMConfig, shift_plans
 
 PLANNERS = ("cem", "mppi", "gd", "random_shooting")
 BASELINES = ("random", "oracle")
-# Per-task defaults: MPC steps and the per-axis action bound of the planner (push moves slower so the
-# block is pushed rather than kicked).
+WARM_STARTS = ("none", "previous")
+# Per-task defaults: MPC steps, the per-axis action bound of the planner (push moves slower so the
+# block is pushed rather than kicked) and CEM's elites. Push keeps 30 of 100 candidates: a wider elite
+# mean carries less sampling noise into the gripper's sideways motion, where the model's energy is
+# nearly flat until the first contact (docs/experiments.md, "Session 6").
 TASK_DEFAULTS = {
-    "reach": {"max_steps": 30, "maxnorm": 0.05, "horizon": 1},
-    "push": {"max_steps": 40, "maxnorm": 0.02, "horizon": 4},
+    "reach": {"max_steps": 30, "maxnorm": 0.05, "horizon": 1, "topk": 10},
+    "push": {"max_steps": 40, "maxnorm": 0.02, "horizon": 4, "topk": 30},
 }
+DEFAULT_TOPK = 10  # tasks without a default of their own (droid)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,11 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("planner settings")
     g.add_argument("--samples", type=int, default=100)
     g.add_argument("--iterations", type=int, default=3)
-    g.add_argument("--topk", type=int, default=10)
+    g.add_argument("--topk", type=int, default=None, help="CEM elites per iteration; task default")
     g.add_argument("--horizon", type=int, default=None, help="planning horizon (steps); task default")
     g.add_argument("--maxnorm", type=float, default=None, help="per-axis action bound (m); task default")
     g.add_argument("--max-steps", type=int, default=None, help="MPC steps per episode; task default")
     g.add_argument("--no-keep-still", action="store_true", help="do not always evaluate the zero action")
+    g.add_argument(
+        "--warm-start",
+        choices=WARM_STARTS,
+        default="none",
+        help="batched CEM's initial mean at each MPC step: none (zero, the default) or previous (the "
+        "previous plan shifted by one step, which carries its sampling noise into the next step)",
+    )
     g.add_argument(
         "--context-frames",
         type=int,
@@ -166,6 +177,8 @@ def validate_args(args: argparse.Namespace) -> None:
         )
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
+    if args.topk is None:
+        args.topk = TASK_DEFAULTS.get(args.task, {}).get("topk", DEFAULT_TOPK)
     if not 2 <= args.topk <= args.samples:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
     if args.stop_energy is not None and args.stop_distance is not None:
@@ -227,6 +240,7 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
         "maxnorm": args.maxnorm if args.maxnorm is not None else d["maxnorm"],
         "max_steps": args.max_steps if args.max_steps is not None else d["max_steps"],
         "keep_still": not args.no_keep_still,
+        "warm_start": args.warm_start if args.baseline != "random" and args.planner == "cem" else None,
         "context_frames": args.context_frames,
         "action_cost": args.action_cost,
         "stop_energy": args.stop_energy,
@@ -296,7 +310,8 @@ def _episode_generators(seed: int, n: int) -> list[torch.Generator]:
 def _plan_active(
     cem: CEM, fn, horizon: int, prev, gens, active: list[int]
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Batched CEM over the active episodes, warm-started from their previous plans.
+    """Batched CEM over the active episodes, warm-started from their previous plans ``prev[E, H, 7]``
+    (None: every search starts from the zero mean).
 
     Returns the plans ``[E, H, 7]`` and the energy of each plan itself ``[E]``.
     """
@@ -318,6 +333,11 @@ class WorldModelCEM:
     ``action_cost`` > 0 adds ``action_cost * sum |a_xyz|`` (metres over the horizon) to every
     candidate's energy: a control cost that makes CEM drop action components the energy does not ask
     for, instead of keeping their sampling noise.
+
+    ``warm_start`` starts each step's search from the previous plan shifted by one step instead of
+    zero. Where the energy is flat (push: the gripper's sideways motion before contact) the elite mean
+    of the previous step is then kept as the next step's centre, so its noise becomes a persistent
+    drift (docs/experiments.md, "Session 6").
     """
 
     def __init__(
@@ -329,9 +349,10 @@ class WorldModelCEM:
         stop_energy: float | None = None,
         context_frames: int = 0,
         action_cost: float = 0.0,
+        warm_start: bool = False,
     ) -> None:
         self.model, self.stop_energy, self.k = model, stop_energy, context_frames
-        self.action_cost = action_cost
+        self.action_cost, self.warm_start = action_cost, warm_start
         self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev: torch.Tensor | None = None
         self.observed_energy: np.ndarray | None = None
@@ -388,9 +409,10 @@ class WorldModelCEM:
         idx = torch.tensor(active)
         fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx], self._history(idx, z_cur, s_cur))
         plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
-        if self.prev is None:
-            self.prev = torch.zeros(self.z_goal.shape[0], self.horizon, 7)
-        self.prev[idx] = plans
+        if self.warm_start:
+            if self.prev is None:
+                self.prev = torch.zeros(self.z_goal.shape[0], self.horizon, 7)
+            self.prev[idx] = plans
         actions = plans[:, 0].numpy().copy()
         # Energy of the current observation itself (encoder only, no prediction): a success detector in
         # embedding space. Below the threshold the arm holds still instead of jittering out of the basin.
@@ -409,8 +431,10 @@ class OracleCEM:
     the goal image (the world model's upper bound). ``distance``: the true task distance instead.
     """
 
-    def __init__(self, model, cfg: CEMConfig, horizon: int, seed: int, kind: str, envs) -> None:
-        self.model, self.kind, self.envs = model, kind, envs
+    def __init__(
+        self, model, cfg: CEMConfig, horizon: int, seed: int, kind: str, envs, warm_start: bool = False
+    ) -> None:
+        self.model, self.kind, self.envs, self.warm_start = model, kind, envs, warm_start
         self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
         self.prev = None
 
@@ -471,9 +495,10 @@ class OracleCEM:
             return energy(z, self.z_goal[idx][:, None]).float()
 
         plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
-        if self.prev is None:
-            self.prev = torch.zeros(self.n, self.horizon, 7)
-        self.prev[idx] = plans
+        if self.warm_start:
+            if self.prev is None:
+                self.prev = torch.zeros(self.n, self.horizon, 7)
+            self.prev[idx] = plans
         return plans[:, 0].numpy(), plan_energy
 
 
@@ -776,7 +801,13 @@ def plan_episodes(args: argparse.Namespace) -> dict:
             policy = RandomPolicy(settings["maxnorm"], seed)
         elif args.baseline == "oracle":
             policy = OracleCEM(
-                model, cem_cfg, settings["horizon"], seed, args.oracle_energy, envs[: len(batch)]
+                model,
+                cem_cfg,
+                settings["horizon"],
+                seed,
+                args.oracle_energy,
+                envs[: len(batch)],
+                settings["warm_start"] == "previous",
             )
         elif args.planner == "cem":
             policy = WorldModelCEM(
@@ -787,6 +818,7 @@ def plan_episodes(args: argparse.Namespace) -> dict:
                 stop_energy,
                 settings["context_frames"],
                 settings["action_cost"],
+                settings["warm_start"] == "previous",
             )
         else:
             policy = SinglePlanner(model, args.planner, settings, seed)

@@ -387,3 +387,69 @@ def test_plan_with_context_frames_runs(tiny_checkpoint, tmp_path):
     assert json.loads((out / "run_config.json").read_text())["context_frames"] == 2
     rec = json.loads((out / "episodes" / "ep_0001.json").read_text())
     assert rec["steps"] == 2 and len(rec["actions"]) == 2
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_world_model_cem_starts_from_zero_or_the_shifted_previous_plan(tiny_checkpoint, monkeypatch, warm):
+    from vjepa2_ac.experiments import plan
+    from vjepa2_ac.experiments.recipe import load_sim_checkpoint
+    from vjepa2_ac.planners.cem import CEMConfig, shift_plans
+
+    model, _ = load_sim_checkpoint(tiny_checkpoint)
+    calls = []  # (init, plans) of every batched CEM call
+    original = plan.CEM.plan_batch
+
+    def spy(self, fn, num_problems, horizon, init=None, *args, **kw):
+        results = original(self, fn, num_problems, horizon, init, *args, **kw)
+        calls.append((None if init is None else init.clone(), torch.stack([r.actions for r in results])))
+        return results
+
+    monkeypatch.setattr(plan.CEM, "plan_batch", spy)
+    cfg = CEMConfig.mpc(maxnorm=0.02, samples=6, iterations=1, topk=2)
+    policy = plan.WorldModelCEM(model, cfg, horizon=3, seed=0, warm_start=warm)
+    rng = np.random.default_rng(0)
+    obs = [
+        {"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}
+        for _ in range(3)
+    ]
+    policy.reset([o["image"] for o in obs])
+    policy.act([0, 1, 2], obs)
+    policy.act([0, 2], [obs[0], obs[2]])  # episode 1 has ended
+    assert calls[0][0] is None
+    if warm:
+        expected = shift_plans(calls[0][1][[0, 2]])
+        assert calls[1][0] is not None and torch.equal(calls[1][0], expected)
+        assert expected.abs().sum() > 0 and torch.equal(expected[:, -1], torch.zeros(2, 7))
+    else:
+        assert calls[1][0] is None
+
+
+def test_plan_records_the_warm_start_and_refuses_unknown_ones(tiny_checkpoint, tmp_path):
+    for warm, task in (("previous", "push"), ("none", "reach")):
+        out = tmp_path / warm
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", task, "--episodes", "1", "--warm-start", warm,
+            "--out", str(out), "--landscapes", "0", "--save-frames", "0", *PLAN_TINY,
+        )  # fmt: skip
+        assert json.loads((out / "run_config.json").read_text())["warm_start"] == warm
+    out = tmp_path / "random"
+    _inproc(
+        "plan", "--task", "reach", "--baseline", "random", "--episodes", "1", "--out", str(out), *PLAN_TINY
+    )
+    assert json.loads((out / "run_config.json").read_text())["warm_start"] is None
+    proc = _cli("plan", "--task", "reach", "--warm-start", "mean", "--out", str(tmp_path / "x"), check=False)
+    assert proc.returncode != 0 and "--warm-start: invalid choice: 'mean'" in proc.stderr
+
+
+def test_topk_defaults_per_task(tiny_checkpoint, tmp_path):
+    from vjepa2_ac.experiments.demo import plan_namespace
+    from vjepa2_ac.experiments.plan import PlanError, run_settings, validate_args
+
+    for task, topk in (("reach", 10), ("push", 30)):
+        args = plan_namespace(task=task, out=tmp_path / task, checkpoint=tiny_checkpoint)
+        validate_args(args)
+        settings = run_settings(args, 32)
+        assert settings["topk"] == topk and settings["warm_start"] == "none"
+    args = plan_namespace(task="push", out=tmp_path / "few", checkpoint=tiny_checkpoint, samples=20)
+    with pytest.raises(PlanError, match=r"--topk must be in \[2, --samples=20\], got 30"):
+        validate_args(args)
