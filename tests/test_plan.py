@@ -453,3 +453,26 @@ def test_topk_defaults_per_task(tiny_checkpoint, tmp_path):
     args = plan_namespace(task="push", out=tmp_path / "few", checkpoint=tiny_checkpoint, samples=20)
     with pytest.raises(PlanError, match=r"--topk must be in \[2, --samples=20\], got 30"):
         validate_args(args)
+
+
+def test_warm_start_changes_nothing_at_horizon_one(tiny_checkpoint):
+    """Reach plans one step ahead: the shifted previous plan is all zeros, the same start as none."""
+    from vjepa2_ac.experiments import plan
+    from vjepa2_ac.experiments.recipe import load_sim_checkpoint
+    from vjepa2_ac.planners.cem import CEMConfig
+
+    model, _ = load_sim_checkpoint(tiny_checkpoint)
+    rng = np.random.default_rng(1)
+    obs = [
+        [{"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}]
+        for _ in range(3)
+    ]
+    actions = {}
+    for warm in (False, True):
+        policy = plan.WorldModelCEM(
+            model, CEMConfig.mpc(samples=8, iterations=2, topk=3), 1, 0, warm_start=warm
+        )
+        policy.reset([obs[0][0]["image"]])
+        actions[warm] = np.stack([policy.act([0], o)[0] for o in obs])
+    assert np.abs(actions[False]).sum() > 0
+    np.testing.assert_array_equal(actions[False], actions[True])
