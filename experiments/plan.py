@@ -307,19 +307,33 @@ def _episode_generators(seed: int, n: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in range(n)]
 
 
-def _plan_active(
-    cem: CEM, fn, horizon: int, prev, gens, active: list[int]
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Batched CEM over the active episodes, warm-started from their previous plans ``prev[E, H, 7]``
-    (None: every search starts from the zero mean).
+class LockstepCEM:
+    """Batched CEM over the active episodes of a batch, shared by the world model's and the oracle's
+    policies: each episode draws from its own generator and, with ``warm_start``, starts its search
+    from its previous plan shifted by one step (otherwise from the zero mean)."""
 
-    Returns the plans ``[E, H, 7]`` and the energy of each plan itself ``[E]``.
-    """
-    idx = torch.tensor(active)
-    init = None if prev is None else shift_plans(prev[idx])
-    results = cem.plan_batch(fn, len(active), horizon, init, [gens[i] for i in active], score_plan=True)
-    plans = torch.stack([r.actions for r in results])
-    return plans, np.array([r.plan_energy for r in results], dtype=np.float32)
+    def __init__(self, cfg: CEMConfig, horizon: int, seed: int, warm_start: bool) -> None:
+        self.cem, self.horizon, self.seed, self.warm_start = CEM(cfg), horizon, seed, warm_start
+
+    def reset(self, n: int) -> None:
+        """Start a batch of ``n`` episodes."""
+        self.gens = _episode_generators(self.seed, n)
+        self.prev: torch.Tensor | None = None  # [n, H, 7], the last plans (warm start only)
+        self.n = n
+
+    def plan(self, fn, active: list[int]) -> tuple[torch.Tensor, np.ndarray]:
+        """Plans ``[A, H, 7]`` of the active episodes under ``fn`` (``[A, S, H, 7] -> [A, S]``) and the
+        energy of each plan itself ``[A]``."""
+        idx = torch.tensor(active)
+        init = None if self.prev is None else shift_plans(self.prev[idx])
+        gens = [self.gens[i] for i in active]
+        results = self.cem.plan_batch(fn, len(active), self.horizon, init, gens, score_plan=True)
+        plans = torch.stack([r.actions for r in results])
+        if self.warm_start:
+            if self.prev is None:
+                self.prev = torch.zeros(self.n, self.horizon, 7)
+            self.prev[idx] = plans
+        return plans, np.array([r.plan_energy for r in results], dtype=np.float32)
 
 
 class WorldModelCEM:
@@ -352,16 +366,14 @@ class WorldModelCEM:
         warm_start: bool = False,
     ) -> None:
         self.model, self.stop_energy, self.k = model, stop_energy, context_frames
-        self.action_cost, self.warm_start = action_cost, warm_start
-        self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
-        self.prev: torch.Tensor | None = None
+        self.action_cost = action_cost
+        self.search = LockstepCEM(cfg, horizon, seed, warm_start)
         self.observed_energy: np.ndarray | None = None
 
     def reset(self, goals: list[np.ndarray]) -> None:
         with torch.no_grad():
             self.z_goal = self.model.encode_images(_image_tensor(goals))  # [E, N, D]
-        self.prev = None
-        self.gens = _episode_generators(self.seed, len(goals))
+        self.search.reset(len(goals))
         self.past = PreviousFrames(self.model, len(goals))
         self.hist: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # [E, K, ...] each
 
@@ -408,11 +420,7 @@ class WorldModelCEM:
         s_cur = _state_tensor(obs_list)
         idx = torch.tensor(active)
         fn = self.energy_fn(z_cur, s_cur, self.z_goal[idx], self._history(idx, z_cur, s_cur))
-        plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
-        if self.warm_start:
-            if self.prev is None:
-                self.prev = torch.zeros(self.z_goal.shape[0], self.horizon, 7)
-            self.prev[idx] = plans
+        plans, plan_energy = self.search.plan(fn, active)
         actions = plans[:, 0].numpy().copy()
         # Energy of the current observation itself (encoder only, no prediction): a success detector in
         # embedding space. Below the threshold the arm holds still instead of jittering out of the basin.
@@ -434,17 +442,14 @@ class OracleCEM:
     def __init__(
         self, model, cfg: CEMConfig, horizon: int, seed: int, kind: str, envs, warm_start: bool = False
     ) -> None:
-        self.model, self.kind, self.envs, self.warm_start = model, kind, envs, warm_start
-        self.cem, self.horizon, self.seed = CEM(cfg), horizon, seed
-        self.prev = None
+        self.model, self.kind, self.envs = model, kind, envs
+        self.search = LockstepCEM(cfg, horizon, seed, warm_start)
 
     def reset(self, goals: list[np.ndarray]) -> None:
         if self.kind == "image":
             with torch.no_grad():
                 self.z_goal = self.model.encode_images(_image_tensor(goals))
-        self.prev = None
-        self.n = len(goals)
-        self.gens = _episode_generators(self.seed, self.n)
+        self.search.reset(len(goals))
 
     def _simulate(
         self, env, actions: np.ndarray, current: np.ndarray
@@ -494,11 +499,7 @@ class OracleCEM:
                 z = z.view(e, s, *self.z_goal.shape[1:])
             return energy(z, self.z_goal[idx][:, None]).float()
 
-        plans, plan_energy = _plan_active(self.cem, fn, self.horizon, self.prev, self.gens, active)
-        if self.warm_start:
-            if self.prev is None:
-                self.prev = torch.zeros(self.n, self.horizon, 7)
-            self.prev[idx] = plans
+        plans, plan_energy = self.search.plan(fn, active)
         return plans[:, 0].numpy(), plan_energy
 
 
