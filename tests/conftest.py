@@ -1,35 +1,25 @@
 """Shared pytest fixtures.
 
-``../shared/`` (next to the repository) holds the official parity fixtures and reference data. Its
-location can be overridden with ``VJEPA2_AC_SHARED``. In CI it must exist: tests that need it fail
-there instead of skipping.
+``tests/fixtures/`` holds the official parity tensors (``official_parity/``, produced by Meta's code, MIT)
+and real robot data (``data/``); both are part of the repository, so a fresh clone runs every test.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("VJEPA2_AC_SHARED", REPO_ROOT.parent / "shared"))
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
-    path = shared_dir()
-    if not path.is_dir():
-        msg = f"shared fixtures directory not found at {path} (set VJEPA2_AC_SHARED)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    """The fixture folder: ``official_parity/`` and ``data/``."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
 def parity_dir(shared: Path) -> Path:
-    return shared / "fixtures" / "official_parity"
+    return shared / "official_parity"

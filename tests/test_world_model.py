@@ -206,5 +206,5 @@ def test_parity_command(parity_dir, tmp_path, capsys):
     assert main(["--fixtures", str(parity_dir)]) == 0
     out = capsys.readouterr().out
     assert "rollout_reps (cached)" in out and "all 13 float32 outputs within 0.0001" in out
-    with pytest.raises(FileNotFoundError, match="VJEPA2_AC_SHARED"):
+    with pytest.raises(FileNotFoundError, match="VJEPA2_AC_PARITY_FIXTURES"):
         main(["--fixtures", str(tmp_path)])

@@ -1,8 +1,8 @@
 """Prints the max-abs errors of this implementation against the official parity fixtures.
 
 Run ``python -m vjepa2_ac.parity [--fixtures DIR]``. ``DIR`` defaults to
-``$VJEPA2_AC_SHARED/fixtures/official_parity`` (``VJEPA2_AC_SHARED`` defaults to ``../shared`` next to the
-repository). Each row compares one stored output of Meta's official code with ours, in float32 and under
+``tests/fixtures/official_parity`` of the repository (or ``$VJEPA2_AC_PARITY_FIXTURES``).
+Each row compares one stored output of Meta's official code with ours, in float32 and under
 bf16 autocast; the exit code is 1 if a float32 error exceeds ``--atol`` (default 1e-4).
 """
 
@@ -21,10 +21,11 @@ from vjepa2_ac.world_model import WorldModel
 
 
 def default_fixture_dir() -> Path:
-    """``$VJEPA2_AC_SHARED/fixtures/official_parity`` (default shared dir: ``../shared`` beside the repo)."""
-    shared = os.environ.get("VJEPA2_AC_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "fixtures" / "official_parity"
+    """``$VJEPA2_AC_PARITY_FIXTURES``, else the repository's ``tests/fixtures/official_parity``."""
+    env = os.environ.get("VJEPA2_AC_PARITY_FIXTURES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "official_parity"
 
 
 def _err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,7 +37,10 @@ def parity_errors(fixture_dir: Path) -> list[tuple[str, float, float]]:
     """``(name, fp32 max-abs error, bf16-autocast max-abs error)`` for every fixture output."""
     for name in ("encoder_tiny.pt", "ac_predictor_tiny.pt"):
         if not (fixture_dir / name).is_file():
-            raise FileNotFoundError(f"parity fixture {fixture_dir / name} not found (set VJEPA2_AC_SHARED)")
+            raise FileNotFoundError(
+                f"parity fixture {fixture_dir / name} not found "
+                "(pass --fixtures DIR or set VJEPA2_AC_PARITY_FIXTURES)"
+            )
     rows = []
     fx = torch.load(fixture_dir / "encoder_tiny.pt", weights_only=True)
     enc = build_encoder(**fx["kwargs"]).eval()
