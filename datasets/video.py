@@ -30,10 +30,14 @@ def write_mp4(
     crf: int = 18,
     gop: int = 15,
     preset: str = "veryfast",
+    lossless: bool = False,
 ) -> None:
     """Encode ``frames`` (``uint8 [T, H, W, 3]`` RGB) as H.264 (yuv420p) into ``path``.
 
-    ``H`` and ``W`` must be even (yuv420p). ``gop`` is the keyframe interval: random access decodes at
+    ``lossless``: full-resolution chroma (yuv444p) at crf 0 instead, so decoded frames differ from the
+    input only by the RGB/YUV rounding (at most a few levels): for small simulated frames, where 4:2:0
+    chroma halves the colour resolution of objects a few pixels wide. ``H`` and ``W`` must be even.
+    ``gop`` is the keyframe interval: random access decodes at
     most ``gop`` frames before the first wanted one. The file is written directly (callers that need
     atomicity write into a temporary directory, as :func:`~vjepa2_ac.datasets.writer.write_raw_episode`).
     """
@@ -47,8 +51,14 @@ def write_mp4(
         raise ValueError(f"{path}: H.264 yuv420p needs even frame sizes, got {h}x{w}")
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "keyint_min": str(gop)}
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv444p" if lossless else "yuv420p"
+        stream.options = {
+            "crf": "0" if lossless else str(crf),
+            "preset": preset,
+            "g": str(gop),
+            "keyint_min": str(gop),
+        }
         for i in range(t):
             frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
             frame.pts = i

@@ -61,6 +61,7 @@ def write_raw_episode(
     metadata: dict | None = None,
     fps: int = DROID_CONTROL_HZ,
     overwrite: bool = False,
+    lossless_video: bool = False,
 ) -> Path:
     """Write one episode in the raw DROID layout (atomically).
 
@@ -76,6 +77,7 @@ def write_raw_episode(
         metadata: extra metadata keys (e.g. ``success``, ``current_task``, ``uuid``); they override defaults.
         fps: MP4 container rate and the rate of the default timestamps.
         overwrite: replace an existing ``episode_dir`` instead of raising ``FileExistsError``.
+        lossless_video: near-lossless H.264 (yuv444p, crf 0) instead of DROID-like yuv420p crf 18.
 
     Returns:
         The episode directory.
@@ -122,7 +124,9 @@ def write_raw_episode(
     try:
         (tmp / "recordings" / "MP4").mkdir(parents=True)
         for serial, fr in frames.items():
-            write_mp4(tmp / "recordings" / "MP4" / f"{serial}.mp4", np.asarray(fr), fps)
+            write_mp4(
+                tmp / "recordings" / "MP4" / f"{serial}.mp4", np.asarray(fr), fps, lossless=lossless_video
+            )
         _write_h5(tmp / "trajectory.h5", cart, grip, ts, extr, frames, camera_roles, meta)
         with open(tmp / f"metadata_{meta['uuid']}.json", "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)

@@ -52,6 +52,9 @@ class CollectConfig:
     max_steps: int | None = None
     seed: int = 0
     noise: float = 0.005
+    push_start: str = "env"
+    # Near-lossless H.264 (yuv444p, crf 0): planning sees raw renders, so training frames should match them.
+    lossless_video: bool = True
 
     def __post_init__(self) -> None:
         from vjepa2_ac.envs.policies import POLICY_NAMES
@@ -79,6 +82,12 @@ class CollectConfig:
             raise ValueError(f"--max-steps: expected >= 1, got {self.max_steps}")
         if self.noise < 0:
             raise ValueError(f"--noise: expected >= 0 metres, got {self.noise}")
+        from vjepa2_ac.envs.starts import PUSH_STARTS
+
+        if self.push_start not in PUSH_STARTS:
+            raise ValueError(
+                f"--push-start: expected one of {', '.join(PUSH_STARTS)}, got {self.push_start!r}"
+            )
 
     @property
     def steps(self) -> int:
@@ -124,12 +133,13 @@ def _get_env(cfg: CollectConfig):
 def rollout_episode(cfg: CollectConfig, index: int) -> dict:
     """Run episode ``index``; returns frames per camera and per-step arrays (no file I/O)."""
     from vjepa2_ac.envs.policies import make_policy
+    from vjepa2_ac.envs.starts import reset_episode
 
     env = _get_env(cfg)
     env_seed, policy_seed = episode_seeds(cfg.seed, index)
     policy = make_policy(cfg.task, cfg.policy, noise=cfg.noise)
     policy.reset(policy_seed)
-    obs, info = env.reset(seed=env_seed)
+    obs, info = reset_episode(env, cfg.task, env_seed, cfg.push_start)
     extra_cams = cfg.cameras[1:]
 
     frames = {cam: [] for cam in cfg.cameras}
@@ -211,6 +221,7 @@ def write_episode(cfg: CollectConfig, out: Path, index: int) -> dict:
             camera_roles={CAMERA_ROLES[c]: c for c in cfg.cameras if c in CAMERA_ROLES},
             extrinsics=ep["extrinsics"],
             metadata=metadata,
+            lossless_video=cfg.lossless_video,
         )
         np.savez_compressed(tmp / SIM_FILE, **ep["sim"])
         if final.exists():
@@ -332,6 +343,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--noise", type=float, default=0.005, help="expert xyz noise std in metres (default 0.005)"
     )
+    parser.add_argument(
+        "--push-start",
+        default="env",
+        help="push start distribution: env (gripper anywhere) or aligned (behind the block on the push line)",
+    )
+    parser.add_argument(
+        "--lossy-video",
+        action="store_true",
+        help="encode videos as DROID does (H.264 yuv420p, crf 18) instead of near-lossless yuv444p",
+    )
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument(
         "--mp-context", default="spawn", help="spawn or forkserver (never fork: it hangs after GL)"
@@ -348,6 +369,8 @@ def run(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             seed=args.seed,
             noise=args.noise,
+            push_start=args.push_start,
+            lossless_video=not args.lossy_video,
         )
         summary = collect(cfg, args.out, args.episodes, workers=args.workers, mp_context=args.mp_context)
     except ValueError as exc:

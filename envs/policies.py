@@ -272,7 +272,8 @@ def make_policy(task: str, name: str, noise: float | None = None, seed: int | No
     )
     if name == "expert":
         return expert
-    random = RandomPolicy(seed=seed)
+    # Push is defined with a closed gripper (the fingers form one pusher): random motion keeps it closed.
+    random = RandomPolicy(seed=seed, p_gripper=0.0 if task == "push" else 0.05)
     if name == "random":
         return random
     return MixedPolicy(expert, random, seed=seed)

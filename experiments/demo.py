@@ -1,30 +1,35 @@
-"""``vjepa2-ac demo``: the whole pipeline on the embedded default, no downloads.
+"""``vjepa2-ac demo``: the whole chain on simulated data, as the user's own commands, no downloads.
 
-1. collects reach and push episodes in the MuJoCo tasks (noisy goal-directed + random actions),
-2. trains the world model with the recipe of :mod:`vjepa2_ac.experiments.recipe` (encoder with
-   position probe and energy-distance loss, frozen; residual AC predictor on precomputed embeddings),
-3. plans from pixels on reach and push with the learned model (CEM + MPC on the L1 energy to the goal
-   image embedding) and with the two baselines: random actions and the simulator oracle (the same CEM
-   and image energy, but every candidate is simulated and rendered by the true simulator),
-4. writes ``OUT/report.md`` (success table with 95 % Wilson intervals, planning time per step,
-   training time) and PNGs: success bars, training curves, filmstrips, energy traces, trajectories
-   and an energy landscape per task.
+1. ``vjepa2-ac collect``: reach and push episodes in the raw DROID layout (push from the aligned start);
+2. ``vjepa2-ac pretrain --config sim_encoder``: the encoder, label-free (frames + end-effector state);
+3. ``vjepa2-ac train --config sim_world_model``: the AC predictor on the frozen encoder, Strategy A
+   tubelets, data read through the DROID loader;
+4. ``vjepa2-ac plan``: reach and push with the learned model (CEM + MPC on the L1 energy to the goal
+   image's embedding) and two baselines: random actions and the simulator oracle (the same CEM, encoder
+   and image energy, every candidate simulated and rendered by the true simulator);
+5. ``OUT/report.md``: success table with 95 % Wilson intervals, timings, the equivalent commands, and
+   PNGs (success bars, training curves, filmstrips, energy traces, trajectories, landscapes).
 
-``--quick`` shrinks every stage for a smoke test (about a minute). Everything is cached in ``OUT``:
-re-running resumes after the last finished stage / episode.
+Every stage is the subcommand itself (its argument parser and ``run``), so ``report.md`` lists exactly
+the commands that reproduce it. ``--quick`` shrinks every stage for a smoke test. Stages resume: data
+collection continues, training resumes from its checkpoint, finished plans are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import shlex
 import time
 from pathlib import Path
 
-from vjepa2_ac.experiments.episodes import CollectConfig
-from vjepa2_ac.experiments.recipe import RecipeConfig, TrainConfig, train_recipe
 from vjepa2_ac.experiments.results import atomic_write_text, load_episode_records, markdown_table
-from vjepa2_ac.experiments.sim_model import SimModelConfig
+
+# Training episodes use their own seed streams, far from the evaluation seeds (plan: episode i = seed i).
+COLLECT_SEED = 1000
+TRAIN_EPISODES = 600
+TRAIN_STEPS = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,66 +47,98 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip training: plan with this checkpoint (`pretrained`: the shipped one)",
     )
     parser.add_argument("--tasks", default="reach,push", help="comma-separated tasks (default reach,push)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (episode i: env seed SEED + i)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     parser.add_argument("--no-progress", action="store_true")
 
 
-def quick_recipe(seed: int = 0) -> RecipeConfig:
-    """Tiny recipe for smoke tests: a few episodes and training steps, a 32-pixel model."""
-    return RecipeConfig(
-        model=SimModelConfig(
-            image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1
-        ),
-        collect=CollectConfig(episodes=4, steps=6, contact_episodes=2),
-        train=TrainConfig(
-            encoder_steps=4, encoder_batch=8, predictor_steps=4, predictor_batch=4, context=2, rollout=2
-        ),
-        seed=seed,
-    )
+MODULES = {
+    "collect": "vjepa2_ac.envs.collect",
+    "pretrain": "vjepa2_ac.training.pretrain",
+    "train": "vjepa2_ac.training.train_ac",
+    "plan": "vjepa2_ac.experiments.plan",
+}
 
 
-def full_recipe(seed: int = 0) -> RecipeConfig:
-    """The recipe the README's numbers come from (see docs/experiments.md)."""
-    return RecipeConfig(seed=seed)
+def run_command(argv: list[str]) -> int:
+    """Run ``vjepa2-ac <argv>`` in this process through the subcommand's own parser and ``run``."""
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(MODULES[name])
+    parser = argparse.ArgumentParser(prog=f"vjepa2-ac {name}")
+    module.add_arguments(parser)
+    code = module.run(parser.parse_args(rest))
+    if code:
+        raise SystemExit(f"vjepa2-ac demo: `vjepa2-ac {shlex.join(argv)}` failed with exit code {code}")
+    return 0
 
 
-def plan_namespace(**kw) -> argparse.Namespace:
-    """A `vjepa2-ac plan` argument namespace with its defaults, overridden by ``kw``."""
-    from vjepa2_ac.experiments import plan
-
-    parser = argparse.ArgumentParser()
-    plan.add_arguments(parser)
-    required = ["--task", kw.pop("task"), "--out", str(kw.pop("out"))]
-    args = parser.parse_args(required)
-    for k, v in kw.items():
-        if not hasattr(args, k):
-            raise AttributeError(f"plan has no option {k!r}")
-        setattr(args, k, v)
-    return args
-
-
-def _methods(quick: bool) -> list[dict]:
-    # Horizon, action bound, MPC steps and CEM's elites are `plan`'s task defaults (push plans 4 steps
-    # ahead and keeps 30 elites).
-    wm = {"samples": 100, "iterations": 3} if not quick else {"samples": 8, "iterations": 1, "topk": 2}
-    # The oracle simulates and renders every candidate (~5 ms each); fewer samples keep it affordable.
-    oracle = (
-        {"samples": 32, "iterations": 2, "topk": 6}
-        if not quick
-        else {"samples": 4, "iterations": 1, "topk": 2}
-    )
-    return [
-        {"name": "world_model_cem", **wm},
-        {"name": "random", "baseline": "random"},
-        # Half the episodes for the oracle: it renders ~64 candidates per MPC step.
-        {"name": "oracle_cem", "baseline": "oracle", "episode_fraction": 0.5, **oracle},
+def training_commands(out: Path, quick: bool, threads: int) -> list[list[str]]:
+    """The commands that collect the data and train the world model into ``out/world_model``."""
+    episodes, steps = (8, 12) if quick else (TRAIN_EPISODES, TRAIN_STEPS)
+    data = {task: out / "data" / task for task in ("reach", "push")}
+    cmds = [
+        ["collect", "--task", "reach", "--episodes", str(episodes), "--max-steps", str(steps)]
+        + ["--seed", str(COLLECT_SEED), "--out", str(data["reach"])],
+        ["collect", "--task", "push", "--push-start", "aligned", "--episodes", str(episodes)]
+        + ["--max-steps", str(steps), "--seed", str(COLLECT_SEED + 1), "--out", str(data["push"])],
     ]
+    sources = ["--data", str(data["reach"]), "--data", str(data["push"])]
+    small = ["--steps", "4", "--batch-size", "8", "--set", "optim.warmup_steps=1"] if quick else []
+    cmds.append(
+        ["pretrain", "--config", "sim_encoder", *sources, "--out", str(out / "encoder")]
+        + ["--threads", str(threads), *small]
+    )
+    cmds.append(
+        ["train", "--config", "sim_world_model", *sources]
+        + ["--encoder-checkpoint", str(out / "encoder" / "encoder.pt"), "--out", str(out / "world_model")]
+        + ["--threads", str(threads), *small]
+        + (["--set", "data.cache_passes=1"] if quick else [])
+    )
+    return cmds
+
+
+def _stage_done(cmd: list[str]) -> bool:
+    """True when a training stage's final output exists (it is then skipped)."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    return {"pretrain": out / "encoder.pt", "train": out / "world_model.pt"}.get(cmd[0], out / "x").exists()
+
+
+def _resumable(cmd: list[str]) -> list[str]:
+    """Add ``--resume`` to a training stage that was interrupted after its first checkpoint."""
+    out = Path(cmd[cmd.index("--out") + 1])
+    if cmd[0] in ("pretrain", "train") and (out / "checkpoint.pt").exists():
+        return [*cmd, "--resume"]
+    return cmd
+
+
+def plan_commands(
+    out: Path, ckpt: str, tasks: list[str], episodes: int, quick: bool, args
+) -> list[list[str]]:
+    """One ``plan`` command per task and method (world model, random, oracle with half the episodes)."""
+    wm = ["--samples", "8", "--iterations", "1", "--topk", "2"] if quick else []
+    # The oracle simulates and renders every candidate; fewer samples keep it affordable.
+    oracle = ["--samples", "4" if quick else "32", "--iterations", "1" if quick else "2"]
+    oracle += ["--topk", "2" if quick else "6"]
+    steps = ["--max-steps", "2"] if quick else []
+    cmds = []
+    for task in tasks:
+        common = ["--task", task, "--seed", str(args.seed), "--threads", str(args.threads), *steps]
+        common += ["--save-frames", "2"] + (["--no-progress"] if args.no_progress else [])
+        n, n_oracle = str(episodes), str(max(1, episodes // 2))
+        runs = out / "runs"
+        cmds += [
+            ["plan", "--checkpoint", ckpt, *common, "--episodes", n, *wm]
+            + ["--landscapes", "1", "--out", str(runs / f"{task}_world_model_cem")],
+            ["plan", "--baseline", "random", *common, "--episodes", n, "--landscapes", "0"]
+            + ["--out", str(runs / f"{task}_random")],
+            ["plan", "--checkpoint", ckpt, "--baseline", "oracle", *common, "--episodes", n_oracle, *oracle]
+            + ["--landscapes", "0", "--out", str(runs / f"{task}_oracle_cem")],
+        ]
+    return cmds
 
 
 def run_demo(args: argparse.Namespace) -> Path:
     """Run the demo; returns the path of the report."""
-    from vjepa2_ac.experiments import plan
     from vjepa2_ac.experiments.plot import plot_curves, plot_run, plot_success
 
     out = Path(args.out)
@@ -113,9 +150,8 @@ def run_demo(args: argparse.Namespace) -> Path:
     # 10 episodes per task and method (5 for the oracle) keep the demo within 30 minutes on a 2-core CPU;
     # the README's success rates come from `vjepa2-ac plan` over 100 episodes.
     episodes = args.episodes or (2 if args.quick else 10)
-    progress = not args.no_progress
     timings: dict[str, float] = {}
-    t0 = time.time()
+    executed: list[list[str]] = []
     if args.checkpoint:
         from vjepa2_ac.experiments.pretrained import resolve_checkpoint
 
@@ -125,66 +161,64 @@ def run_demo(args: argparse.Namespace) -> Path:
             raise SystemExit(f"vjepa2-ac demo: --checkpoint: {e}") from None
         if not ckpt.is_file():
             raise SystemExit(f"vjepa2-ac demo: --checkpoint: file not found: {ckpt}")
+        ckpt_arg = args.checkpoint if args.checkpoint == "pretrained" else str(ckpt)
     else:
-        cfg = quick_recipe(args.seed) if args.quick else full_recipe(args.seed)
-        cfg.train.threads = args.threads
-        ckpt = train_recipe(cfg, out / "train", progress=progress)
-    timings["training_s"] = time.time() - t0
-    max_steps = {"reach": 3, "push": 3} if args.quick else {"reach": 30, "push": 40}
-    run_dirs = []
-    for task in tasks:
-        for m in _methods(args.quick):
-            m = dict(m)
-            name = m.pop("name")
-            n_eps = max(1, round(episodes * m.pop("episode_fraction", 1.0)))
-            run_dir = out / "runs" / f"{task}_{name}"
+        for cmd in training_commands(out, args.quick, args.threads):
+            executed.append(cmd)
+            if _stage_done(cmd):
+                continue
             t = time.time()
-            ns = plan_namespace(
-                task=task,
-                out=run_dir,
-                checkpoint=str(ckpt),
-                episodes=n_eps,
-                seed=args.seed,
-                max_steps=max_steps[task],
-                threads=args.threads,
-                no_progress=not progress,
-                save_frames=2,
-                landscapes=1 if name == "world_model_cem" else 0,
-                **m,
-            )
-            plan.plan_episodes(ns)
-            timings[f"plan_{task}_{name}_s"] = time.time() - t
-            run_dirs.append(run_dir)
+            run_command(_resumable(cmd))
+            key = f"{cmd[0]}_{cmd[cmd.index('--task') + 1]}_s" if cmd[0] == "collect" else f"{cmd[0]}_s"
+            timings[key] = time.time() - t
+        ckpt = out / "world_model" / "world_model.pt"
+        ckpt_arg = str(ckpt)
+    run_dirs = []
+    for cmd in plan_commands(out, ckpt_arg, tasks, episodes, args.quick, args):
+        executed.append(cmd)
+        t = time.time()
+        run_command(cmd)
+        run_dir = Path(cmd[cmd.index("--out") + 1])
+        timings[f"plan_{run_dir.name}_s"] = time.time() - t
+        run_dirs.append(run_dir)
+    t = time.time()
     figs = out / "figures"
     plot_success(run_dirs, figs / "success.png")
-    train_dir = ckpt.parent
-    curves = [p for p in (train_dir / "encoder.csv", train_dir / "predictor.csv") if p.exists()]
+    curves = [p for p in (out / "encoder" / "metrics.csv", out / "world_model" / "metrics.csv") if p.exists()]
     if curves:
         plot_curves(curves, figs / "training_curves.png")
     for d in run_dirs:
         plot_run(d, figs / d.name, max_filmstrips=1, success=False)
-    timings["total_s"] = time.time() - t0
-    report = _report(out, run_dirs, timings, args, ckpt)
-    return report
+    timings["figures_s"] = time.time() - t
+    return _report(out, run_dirs, timings, args, ckpt, executed)
 
 
-def _report(out: Path, run_dirs: list[Path], timings: dict, args, ckpt: Path) -> Path:
+def _report(out: Path, run_dirs: list[Path], timings: dict, args, ckpt: Path, commands) -> Path:
+    from vjepa2_ac.experiments.plan import load_world_model
     from vjepa2_ac.experiments.results import aggregate, atomic_write_json
 
     records = []
     for d in run_dirs:
         records += load_episode_records(d)
     rows = aggregate(records)
+    signals = load_world_model(str(ckpt)).training_signals
     lines = [
         "# vjepa2-ac demo report",
         "",
-        f"Mode: {'quick (smoke test: tiny model, numbers meaningless)' if args.quick else 'full'}; "
-        f"checkpoint `{ckpt}`; {len(records)} episodes in total; seed {args.seed}.",
+        f"Mode: {'quick (smoke test: tiny budgets, numbers meaningless)' if args.quick else 'full'}; "
+        f"checkpoint `{ckpt}`, trained on: {', '.join(signals) or 'unknown'}; {len(records)} episodes; "
+        f"evaluation seed {args.seed}.",
         "",
         "## Planning success (95 % Wilson interval)",
         "",
         markdown_table(rows),
         "Planning time per step is the wall time of one MPC step divided by the episodes planned together.",
+        "",
+        "## The same, as commands",
+        "",
+        "```bash",
+        *[f"vjepa2-ac {shlex.join(c)}" for c in commands],
+        "```",
         "",
         "## Figures",
         "",
@@ -200,7 +234,10 @@ def _report(out: Path, run_dirs: list[Path], timings: dict, args, ckpt: Path) ->
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines) + "\n")
-    atomic_write_json(out / "report.json", {"rows": rows, "timings": timings, "checkpoint": str(ckpt)})
+    atomic_write_json(
+        out / "report.json",
+        {"rows": rows, "timings": timings, "checkpoint": str(ckpt), "commands": commands},
+    )
     return report
 
 

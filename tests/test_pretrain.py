@@ -58,7 +58,31 @@ def test_pretrain_loss_goes_down_without_collapse_and_with_aux_probe(episodes, t
     assert min(float(r["emb_std"]) for r in rows) > 0.05  # collapse watch
     assert float(rows[-1]["ema"]) == pytest.approx(1.0)
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert "probe" in ck["model"] and "probe_norm" in ck["extra"]
+    assert "geometry" in ck["model"] and ck["model"]["geometry"]["probe.std"].min() > 0
+    enc = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    assert enc["training_signals"] == ["frames", "ee_state"]
+    assert enc["probe"]["config"]["dims"] == [0, 1, 2]
+
+
+def test_pretrain_state_geometry_alone_is_label_free_and_learns(episodes, tmp_path):
+    """jepa_weight=0: probe + manifold only; the exported encoder is the trained one (no EMA)."""
+    cfg = cfg_for(
+        episodes, "optim.total_steps=12", "jepa_weight=0", "aux_probe_weight=1", "manifold_weight=1"
+    )
+    assert pretrain(cfg, tmp_path)["finished"]
+    rows = read_metrics(tmp_path)
+    probe = [float(r["aux_loss"]) for r in rows]
+    manifold = [float(r["manifold_loss"]) for r in rows]
+    assert all(float(r["jepa_loss"]) == 0 for r in rows)
+    assert sum(probe[-3:]) < 0.85 * sum(probe[:3]), probe
+    assert sum(manifold[-3:]) < sum(manifold[:3]), manifold
+    enc = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    assert enc["training_signals"] == ["frames", "ee_state"]
+    for k, v in enc["state_dict"].items():
+        assert torch.equal(v, ck["encoder"][k]), k  # the trained encoder, not the untouched EMA copy
+    with pytest.raises(ValueError, match="every loss weight is 0"):
+        cfg_for(episodes, "jepa_weight=0")
 
 
 def test_pretrain_resume_is_bit_for_bit_and_encoder_feeds_stage2(episodes, tmp_path):

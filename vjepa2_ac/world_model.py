@@ -5,12 +5,15 @@ Shapes: ``z[B, S, N, D]`` are layer-normed (no affine, eps 1e-5) token embedding
 
 Alignment of video frames to predictor time steps:
 
-* ``"subsample"`` (project default): one step per tubelet of ``k = tubelet_size`` real frames;
-  ``S = T // k`` (``T`` must be a multiple of ``k``).
+* ``"subsample"`` (project default, "Strategy A"): one step per tubelet of ``k = tubelet_size`` consecutive
+  real frames; ``S = T // k`` (``T`` must be a multiple of ``k``). Each tubelet is encoded on its own, so a
+  step's embedding depends only on its own frames: the same whether it comes from a training clip or is
+  the current observation of a planner (the last ``k`` frames).
 * ``"duplicate"`` (how the official checkpoints were trained): every frame is duplicated into its own
   tubelet and encoded separately, so ``S = T``.
 
-A single image is always encoded by duplicating it into a tubelet (:meth:`WorldModel.encode_image`).
+A single image is always encoded by duplicating it into a tubelet (:meth:`WorldModel.encode_image`): a
+still scene. Planners hand over raw ``uint8`` frames (:meth:`WorldModel.encode_frames`).
 
 Two options of our training recipe (``vjepa2-ac train``, ``model.token_pool`` / ``model.residual``; both off
 for the official checkpoints):
@@ -35,11 +38,16 @@ from torch import nn
 
 from vjepa2_ac.encoder import VisionTransformer, build_encoder
 from vjepa2_ac.predictor import ACPredictor, KVCache, build_predictor
+from vjepa2_ac.state_probe import StateProbe
 
 __all__ = [
     "WorldModel",
     "ALIGNMENTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "encode_video",
+    "energy",
+    "frames_to_video",
     "normalize",
     "pool_tokens",
     "predict_steps",
@@ -47,6 +55,9 @@ __all__ = [
 ]
 
 ALIGNMENTS = ("subsample", "duplicate")
+# The pixel normalisation of every V-JEPA 2 encoder (and of the DROID loader's VideoTransform).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _check(name: str, x: torch.Tensor, ndim: int, last: int | None = None) -> None:
@@ -64,6 +75,26 @@ def _next_state(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     dtype = torch.promote_types(state.dtype, torch.float32)  # float64 stays float64
     with torch.autocast(state.device.type, enabled=False):
         return apply_action(state.to(dtype), action.to(dtype))
+
+
+def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB frames ``[B, T, H, W, 3]`` -> ImageNet-normalised float video ``[B, 3, T, H, W]``.
+
+    The same values as the DROID loader's ``VideoTransform`` gives for frames already at the model size.
+    """
+    if not isinstance(frames, torch.Tensor):
+        frames = torch.as_tensor(frames)
+    if frames.dtype != torch.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected uint8 [B, T, H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+    x = frames.permute(0, 4, 1, 2, 3).float().div_(255.0)  # [B, 3, T, H, W]
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def energy(z: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
+    """Planning energy: mean absolute difference over tokens and channels, ``[..., N, D] -> [...]``."""
+    return (z - z_goal).abs().mean(dim=(-2, -1))
 
 
 def normalize(z: torch.Tensor) -> torch.Tensor:
@@ -110,8 +141,9 @@ def encode_video(
 ) -> torch.Tensor:
     """Layer-normed (optionally pooled) embeddings ``z[B, S, N, D]`` of ``video[B, C, T, H, W]``.
 
-    ``alignment`` as in the module docstring: ``S = T // tubelet`` ("subsample") or ``S = T``
-    ("duplicate": each frame repeated into its own tubelet and encoded alone).
+    ``alignment`` as in the module docstring: ``S = T // tubelet`` ("subsample": each tubelet of ``k``
+    consecutive frames encoded on its own) or ``S = T`` ("duplicate": each frame repeated into its own
+    tubelet and encoded alone).
     """
     _check("video", video, 5)
     if alignment not in ALIGNMENTS:
@@ -123,7 +155,11 @@ def encode_video(
             raise ValueError(
                 f"video has T={t} frames, not a multiple of the tubelet size {k} (alignment 'subsample')"
             )
-        return _encode_clips(encoder, video, token_pool)
+        s = t // k
+        # [B, C, S*k, H, W] -> [B*S, C, k, H, W]: every tubelet its own clip
+        tubelets = video.reshape(b, c, s, k, h, w).permute(0, 2, 1, 3, 4, 5).reshape(b * s, c, k, h, w)
+        z = _encode_clips(encoder, tubelets, token_pool)  # [B*S, 1, N, D]
+        return z.view(b, s, *z.shape[2:])
     # duplicate: [B, C, T, H, W] -> [B*T, C, k, H, W], each frame its own tubelet at time index 0
     frames = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, 1, h, w).expand(-1, -1, k, -1, -1)
     z = _encode_clips(encoder, frames, token_pool)  # [B*T, 1, N, D]
@@ -157,6 +193,13 @@ def zero_residual_head(predictor: ACPredictor) -> None:
     nn.init.zeros_(predictor.predictor_proj.bias)
 
 
+def _check_metadata(metadata: dict) -> dict:
+    signals = metadata.get("training_signals", [])
+    if not isinstance(signals, list) or not all(isinstance(x, str) for x in signals):
+        raise ValueError(f"metadata 'training_signals': expected a list of names, got {signals!r}")
+    return metadata
+
+
 class WorldModel(nn.Module):
     """Frozen-encoder latent world model ``z_{t+1} = P(z_{<=t}, a_{<=t}, s_{<=t})``.
 
@@ -168,6 +211,12 @@ class WorldModel(nn.Module):
         token_pool: ``k >= 1``; average-pool ``k x k`` patch tokens before the layer norm (the predictor's
             grid must then be the encoder grid divided by ``k``).
         residual: the predictor outputs the change of the fed step (``z_next = LN(z_in + P(...))``).
+        probe: an optional :class:`~vjepa2_ac.state_probe.StateProbe` that reads the robot state out of
+            embeddings (trained with the encoder; used by diagnostics, never by the planning energy).
+        metadata: plain data describing how the model was made, kept in its checkpoint:
+            ``training_signals`` (the recorded quantities training used, e.g. ``["frames", "ee_state",
+            "actions"]``), ``energy_per_metre`` (energy of a 1 m end-effector displacement, for
+            distance-valued thresholds), ``camera``.
     """
 
     def __init__(
@@ -177,6 +226,8 @@ class WorldModel(nn.Module):
         alignment: str = "subsample",
         token_pool: int = 1,
         residual: bool = False,
+        probe: StateProbe | None = None,
+        metadata: dict | None = None,
     ) -> None:
         super().__init__()
         if alignment not in ALIGNMENTS:
@@ -208,6 +259,10 @@ class WorldModel(nn.Module):
         self.alignment = alignment
         self.token_pool = token_pool
         self.residual = residual
+        if probe is not None and probe.head.in_features != encoder.embed_dim:
+            raise ValueError(f"probe width {probe.head.in_features} != encoder width {encoder.embed_dim}")
+        self.probe = probe
+        self.metadata = _check_metadata(dict(metadata or {}))
 
     # -- properties --------------------------------------------------------------------------------
     @property
@@ -221,6 +276,24 @@ class WorldModel(nn.Module):
         return self.encoder.embed_dim
 
     @property
+    def image_size(self) -> int:
+        """Square input resolution of the encoder."""
+        return int(
+            self.encoder.img_size[0] if isinstance(self.encoder.img_size, tuple) else self.encoder.img_size
+        )
+
+    @property
+    def frames_per_step(self) -> int:
+        """Video frames (and control steps) one token step spans: the tubelet for ``subsample``, 1 for
+        ``duplicate``."""
+        return self.tubelet_size if self.alignment == "subsample" else 1
+
+    @property
+    def training_signals(self) -> list[str]:
+        """The recorded quantities the model was trained on (``[]`` when unknown, e.g. official weights)."""
+        return list(self.metadata.get("training_signals", []))
+
+    @property
     def config(self) -> dict:
         """Constructor kwargs of both modules plus our options: enough to rebuild the model."""
         return {
@@ -229,6 +302,8 @@ class WorldModel(nn.Module):
             "alignment": self.alignment,
             "token_pool": self.token_pool,
             "residual": self.residual,
+            "probe": None if self.probe is None else self.probe.config,
+            "metadata": dict(self.metadata),
         }
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
@@ -249,6 +324,39 @@ class WorldModel(nn.Module):
         _check("image", image, 4)
         clip = image.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
         return _encode_clips(self.encoder, clip, self.token_pool)
+
+    def _check_frames(self, frames: torch.Tensor, what: str) -> torch.Tensor:
+        frames = torch.as_tensor(frames)
+        s = self.image_size
+        if frames.dtype != torch.uint8 or frames.ndim != 5 or tuple(frames.shape[2:]) != (s, s, 3):
+            raise ValueError(
+                f"{what}: expected uint8 [B, T, {s}, {s}, 3] RGB frames (the model's image size is {s}), "
+                f"got {frames.dtype} {tuple(frames.shape)}"
+            )
+        return frames
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encodes raw ``uint8`` frames ``[B, T, H, W, 3]`` into ``z[B, S, N, D]`` (as :meth:`encode`)."""
+        video = frames_to_video(self._check_frames(frames, "frames"))
+        return self.encode(video.to(next(self.encoder.parameters()).device))
+
+    def encode_observation(self, frames: torch.Tensor) -> torch.Tensor:
+        """The current observation's embedding ``z[B, N, D]`` from the last ``K >= 1`` frames
+        ``uint8[B, K, H, W, 3]`` (oldest first).
+
+        ``subsample``: the tubelet of the last ``k`` frames (with fewer, the oldest frame is repeated, a
+        scene at rest); ``duplicate``: the last frame duplicated into a tubelet.
+        """
+        frames = self._check_frames(frames, "observation frames")
+        k = self.frames_per_step
+        if frames.shape[1] < k:
+            pad = frames[:, :1].expand(-1, k - frames.shape[1], -1, -1, -1)
+            frames = torch.cat([pad, frames], dim=1)
+        return self.encode_frames(frames[:, -k:])[:, 0]
+
+    def energy(self, z: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
+        """Planning energy (mean L1 over tokens and channels): ``[..., N, D] x [..., N, D] -> [...]``."""
+        return energy(z, z_goal)
 
     # -- prediction --------------------------------------------------------------------------------
     def predict(
@@ -395,12 +503,17 @@ class WorldModel(nn.Module):
             if not isinstance(config.get(key), dict):
                 raise ValueError(f"world-model config needs a dict entry {key!r} of constructor kwargs")
         residual = config.get("residual", False)
+        probe = config.get("probe")
+        if probe is not None and not isinstance(probe, dict):
+            raise ValueError(f"world-model config 'probe': expected a dict or None, got {probe!r}")
         model = cls(
             build_encoder(**config["encoder"]),
             build_predictor(**config["predictor"]),
             alignment=config.get("alignment", "subsample"),
             token_pool=config.get("token_pool", 1),
             residual=residual,
+            probe=StateProbe(**probe) if probe else None,
+            metadata=config.get("metadata"),
         )
         if residual:
             zero_residual_head(model.predictor)

@@ -389,9 +389,15 @@ class PretrainConfig:
     masks: list[MaskBlockConfig] = field(default_factory=_default_masks)
     ema: list[float] = field(default_factory=lambda: [0.99925, 0.99925])
     loss_exp: float = 1.0
-    # Optional (not in the paper recipe): every visible context token linearly decodes the state of its
-    # time step (EE xyz by default); makes the features carry the end-effector position globally.
+    # Weight of the masked latent prediction (the paper's objective); 0 trains the encoder with the
+    # state-geometry terms alone.
+    jepa_weight: float = 1.0
+    # State geometry (label-free: DROID records the state; not in the paper recipe): every token of each
+    # tubelet's embedding linearly decodes the state of its step (aux_probe_weight), and the embedding is
+    # pulled towards a learned linear map of that state (manifold_weight), so that the planning energy
+    # grows with the end-effector distance. aux_probe_dims: the state dims used by both (EE xyz).
     aux_probe_weight: float = 0.0
+    manifold_weight: float = 0.0
     aux_probe_dims: list[int] = field(default_factory=lambda: [0, 1, 2])
     run: RunConfig = field(default_factory=RunConfig)
     init: InitConfig = field(default_factory=InitConfig)
@@ -413,8 +419,11 @@ class PretrainConfig:
             _fail("masks", "at least one mask family is needed")
         if len(self.ema) != 2 or not all(0 <= m <= 1 for m in self.ema):
             _fail("ema", f"expected [start, end] momenta in [0, 1], got {self.ema}")
-        if self.aux_probe_weight < 0:
-            _fail("aux_probe_weight", f"must be >= 0, got {self.aux_probe_weight}")
+        for name in ("jepa_weight", "aux_probe_weight", "manifold_weight"):
+            if getattr(self, name) < 0:
+                _fail(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.jepa_weight == 0 and self.aux_probe_weight == 0 and self.manifold_weight == 0:
+            _fail("jepa_weight", "every loss weight is 0: nothing would be trained")
         for d in self.aux_probe_dims:
             if not 0 <= d < 7:
                 _fail("aux_probe_dims", f"state dims are 0..6, got {d}")

@@ -3,7 +3,8 @@
 * :class:`ACObjective` (stage 2): teacher-forcing loss over all steps + auto-regressive rollout loss on
   layer-normed frozen-encoder embeddings (official V-JEPA 2-AC recipe), optional residual output.
 * :class:`PretrainObjective` (stage 1): V-JEPA masked latent prediction with 3D tube masks, L1 against
-  the layer-normed EMA target encoder, optional auxiliary per-token state probe.
+  the layer-normed EMA target encoder, and/or the state-geometry terms of :class:`StateGeometryLoss` on
+  the per-tubelet embeddings the world model plans with.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vjepa2_ac.state_probe import StateProbe
 from vjepa2_ac.training.config import MaskBlockConfig
 from vjepa2_ac.training.masks import sample_tube_masks
 from vjepa2_ac.world_model import encode_video, pool_tokens, predict_steps
@@ -20,6 +22,7 @@ from vjepa2_ac.world_model import normalize as layer_norm
 __all__ = [
     "ACObjective",
     "PretrainObjective",
+    "StateGeometryLoss",
     "encode_clips",
     "layer_norm",
     "pool_tokens",
@@ -94,42 +97,80 @@ class ACObjective(nn.Module):
         return loss, tf_loss.detach(), ar_loss.detach(), pred_std
 
 
-class PretrainObjective(nn.Module):
-    """Stage-1 loss: context encoder + mask-token predictor (+ optional state probe head).
+class StateGeometryLoss(nn.Module):
+    """Label-free encoder terms from the recorded robot state (DROID records it for every frame).
 
-    ``forward(video[B, C, T, H, W], target[B, N, D] (layer-normed target-encoder tokens), masks,
-    probe_target[B, S, P] | None) -> (loss, jepa_loss, aux_loss)`` with ``masks`` a list of
-    ``(context_idx[B, Kc], target_idx[B, Kt])`` per mask family.
+    On layer-normed per-tubelet embeddings ``z[B, S, N, D]`` and the states of the steps ``[B, S, 7]``:
+
+    * **probe** (``probe_weight``): every token linearly decodes the standardised state of its step (MSE),
+      so the end-effector position is carried by the whole image, not by the few patches that show it;
+    * **manifold** (``manifold_weight``): the embedding is pulled (L1) towards ``LN(W s + b)``, a learned
+      linear map of the standardised state onto all tokens, so that a large part of the embedding varies
+      linearly with the state and the planning energy (mean L1 between embeddings) grows with the distance
+      between end-effector poses instead of saturating once the arm has moved by a patch.
+
+    Returns ``(loss, probe_loss, manifold_loss)``.
+    """
+
+    def __init__(
+        self, probe: StateProbe, tokens: int, probe_weight: float = 1.0, manifold_weight: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.probe, self.tokens = probe, tokens
+        self.probe_weight, self.manifold_weight = probe_weight, manifold_weight
+        d = probe.head.in_features
+        self.decoder = nn.Linear(len(probe.dims), tokens * d) if manifold_weight > 0 else None
+
+    def forward(self, z: torch.Tensor, states: torch.Tensor):
+        b, s, n, d = z.shape
+        target = self.probe.targets(states)  # [B, S, P]
+        zero = torch.zeros((), device=z.device)
+        probe_loss = F.mse_loss(self.probe(z.float()), target[:, :, None].expand(-1, -1, n, -1))
+        manifold = zero
+        if self.decoder is not None:
+            recon = layer_norm(self.decoder(target).view(b, s, n, d))  # [B, S, N, D]
+            manifold = (z.float() - recon).abs().mean()
+        loss = self.probe_weight * probe_loss + self.manifold_weight * manifold
+        return loss, probe_loss.detach(), manifold.detach()
+
+
+class PretrainObjective(nn.Module):
+    """Stage-1 loss: masked latent prediction (``jepa_weight``) + optional :class:`StateGeometryLoss`.
+
+    ``forward(video[B, C, T, H, W], target[B, N, D] | None (layer-normed target-encoder tokens), masks,
+    grid, states[B, S, 7] | None) -> (loss, jepa_loss, probe_loss, manifold_loss)`` with ``masks`` a list
+    of ``(context_idx[B, Kc], target_idx[B, Kt])`` per mask family. The geometry terms see each tubelet
+    encoded on its own by the context encoder (``alignment="subsample"``), the embeddings a planner uses.
     """
 
     def __init__(
         self,
         encoder: nn.Module,
         predictor: nn.Module,
-        probe_dims: int = 0,
-        aux_weight: float = 0.0,
+        geometry: StateGeometryLoss | None = None,
+        jepa_weight: float = 1.0,
         loss_exp: float = 1.0,
     ):
         super().__init__()
-        self.encoder, self.predictor = encoder, predictor
-        self.probe = nn.Linear(encoder.embed_dim, probe_dims) if aux_weight > 0 else None
-        self.aux_weight, self.loss_exp = aux_weight, loss_exp
+        self.encoder, self.predictor, self.geometry = encoder, predictor, geometry
+        self.jepa_weight, self.loss_exp = jepa_weight, loss_exp
+        if jepa_weight == 0:
+            predictor.requires_grad_(False)  # unused: no gradient, no DDP bucket
 
-    def forward(self, video, target, masks, grid, probe_target=None):
-        jepa = torch.zeros((), device=video.device)
-        aux = torch.zeros((), device=video.device)
-        hw = grid[1] * grid[2]
-        for family, (ctx_idx, tgt_idx) in enumerate(masks):
-            z = self.encoder(video, masks=ctx_idx)  # [B, Kc, D]
-            pred = self.predictor(z, ctx_idx, tgt_idx, grid, family)  # [B, Kt, D]
-            tgt = torch.gather(target, 1, tgt_idx[..., None].expand(-1, -1, target.shape[-1]))
-            jepa = jepa + (pred.float() - tgt.float()).abs().pow(self.loss_exp).mean() / self.loss_exp
-            if self.probe is not None:
-                step = torch.div(ctx_idx, hw, rounding_mode="floor")  # token -> its time step
-                y = torch.gather(probe_target, 1, step[..., None].expand(-1, -1, probe_target.shape[-1]))
-                aux = aux + F.mse_loss(self.probe(z).float(), y.float())
-        jepa, aux = jepa / len(masks), aux / len(masks)
-        return jepa + self.aux_weight * aux, jepa.detach(), aux.detach()
+    def forward(self, video, target, masks, grid, states=None):
+        zero = torch.zeros((), device=video.device)
+        jepa, probe, manifold, geo = zero, zero, zero, zero
+        if self.jepa_weight > 0:
+            for family, (ctx_idx, tgt_idx) in enumerate(masks):
+                z = self.encoder(video, masks=ctx_idx)  # [B, Kc, D]
+                pred = self.predictor(z, ctx_idx, tgt_idx, grid, family)  # [B, Kt, D]
+                tgt = torch.gather(target, 1, tgt_idx[..., None].expand(-1, -1, target.shape[-1]))
+                jepa = jepa + (pred.float() - tgt.float()).abs().pow(self.loss_exp).mean() / self.loss_exp
+            jepa = jepa / len(masks)
+        if self.geometry is not None:
+            z = encode_video(self.encoder, video, alignment="subsample")  # [B, S, N, D], normed
+            geo, probe, manifold = self.geometry(z, states)
+        return self.jepa_weight * jepa + geo, jepa.detach(), probe, manifold
 
 
 def sample_masks(

@@ -2,13 +2,16 @@
 
 A context encoder sees the clip minus 3D multi-block tube masks; a small mask-token predictor predicts the
 layer-normed embeddings of the masked tokens given by the target encoder (an EMA of the context encoder)
-on the full clip; L1 loss averaged over the mask families; AdamW with warmup-cosine. Optionally
-(``aux_probe_weight > 0``, not in the paper recipe) every visible context token also has to decode the
-robot state of its time step linearly, which makes the features carry the end-effector position globally.
+on the full clip; L1 loss averaged over the mask families; AdamW with warmup-cosine. Optionally (not in
+the paper recipe, label-free because DROID records the state) the state-geometry terms of
+:class:`~vjepa2_ac.training.objectives.StateGeometryLoss` shape each tubelet's embedding with the robot
+state of its step (``aux_probe_weight``, ``manifold_weight``); ``jepa_weight: 0`` trains with them alone.
 
 Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (full training state for ``--resume``),
-``metrics.csv`` (loss, ``emb_std`` = collapse watch), ``tensorboard/`` and ``encoder.pt`` (the EMA target
-encoder in :func:`vjepa2_ac.save_checkpoint` format; pass it to ``vjepa2-ac train --encoder-checkpoint``).
+``metrics.csv`` (loss, ``emb_std`` = collapse watch), ``tensorboard/`` and ``encoder.pt``
+(:func:`vjepa2_ac.save_checkpoint` format, with the state probe and the list of training signals; pass it
+to ``vjepa2-ac train --encoder-checkpoint``). It holds the EMA target encoder, or, when the masked
+prediction is off (no EMA target is trained), the encoder itself.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config
 from vjepa2_ac.training.loop import Run, train_loop
 from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
-from vjepa2_ac.training.objectives import PretrainObjective, layer_norm, sample_masks
+from vjepa2_ac.training.objectives import PretrainObjective, StateGeometryLoss, layer_norm, sample_masks
 from vjepa2_ac.training.schedules import build_optimizer
 from vjepa2_ac.training.train_ac import add_common_arguments, load_encoder_weights, overrides_from_args
 
@@ -74,7 +77,12 @@ def build_models(cfg: PretrainConfig) -> tuple[nn.Module, nn.Module, MaskTokenPr
     return encoder, target, predictor
 
 
-def state_normaliser(dataset, dims: list[int], seed: int, n: int = 64) -> dict[str, torch.Tensor]:
+def encoder_signals(cfg: PretrainConfig) -> list[str]:
+    """The recorded quantities stage 1 trains on: frames, and the robot state for the geometry terms."""
+    return ["frames"] + (["ee_state"] if cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0 else [])
+
+
+def state_normaliser(dataset, dims: list[int], seed: int, n: int = 256) -> dict[str, torch.Tensor]:
     """Mean/std of the probed state dims over up to ``n`` seeded clips (fixed for the run)."""
     from vjepa2_ac.training.data import SeededItems, _mix
 
@@ -95,13 +103,21 @@ def pretrain(
     try:
         runtime.seed_everything(cfg.run.seed)
         encoder, target, predictor = build_models(cfg)
-        aux = cfg.aux_probe_weight > 0
+        enc = cfg.model.encoder
+        aux = cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0
+        jepa_on = cfg.jepa_weight > 0
+        geometry = None
+        if aux:
+            from vjepa2_ac.state_probe import StateProbe
+
+            geometry = StateGeometryLoss(
+                StateProbe(encoder.embed_dim, cfg.aux_probe_dims),
+                tokens=enc.grid**2,
+                probe_weight=cfg.aux_probe_weight,
+                manifold_weight=cfg.manifold_weight,
+            )
         objective = PretrainObjective(
-            encoder,
-            predictor,
-            probe_dims=len(cfg.aux_probe_dims),
-            aux_weight=cfg.aux_probe_weight,
-            loss_exp=cfg.loss_exp,
+            encoder, predictor, geometry, jepa_weight=cfg.jepa_weight, loss_exp=cfg.loss_exp
         ).to(info.device)
         target.to(info.device).eval()
         model = objective
@@ -109,33 +125,30 @@ def pretrain(
             ids = [info.device.index] if info.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
-        enc = cfg.model.encoder
         dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
         modules = {"encoder": encoder, "target_encoder": target, "predictor": predictor}
         if aux:
-            modules["probe"] = objective.probe
+            modules["geometry"] = geometry
         run = Run("pretrain", cfg, run_dir, info, modules, optimizer, scheduler)
         if aux:
-            run.extra["probe_norm"] = state_normaliser(dataset, cfg.aux_probe_dims, cfg.run.seed)
+            norm = state_normaliser(dataset, cfg.aux_probe_dims, cfg.run.seed)
+            geometry.probe.set_normaliser(norm["mean"], norm["std"])
         dev, bf16 = info.device, cfg.run.bf16
         grid = (cfg.data.frames_per_clip // enc.tubelet_size, enc.grid, enc.grid)
-        dims = torch.tensor(cfg.aux_probe_dims)
         total = cfg.optim.total_steps
 
         def step_fn(step: int, batch: dict[str, Any]) -> dict[str, float]:
             video = batch["video"].to(dev)
             b = video.shape[0]
-            with torch.no_grad(), runtime.autocast(dev, bf16):
-                h = layer_norm(target(video).float())  # [B, N, D] targets
-            masks = sample_masks(b, grid, cfg.masks, cfg.run.seed * 7919 + info.rank, step, dev)
-            probe_target = None
-            if aux:
-                norm = run.extra["probe_norm"]
-                st = batch["states"].float()[:, :, dims]  # [B, S, P], one state per tubelet step
-                probe_target = ((st - norm["mean"]) / norm["std"]).to(dev)
+            h, masks = None, []
+            if jepa_on:
+                with torch.no_grad(), runtime.autocast(dev, bf16):
+                    h = layer_norm(target(video).float())  # [B, N, D] targets
+                masks = sample_masks(b, grid, cfg.masks, cfg.run.seed * 7919 + info.rank, step, dev)
+            states = batch["states"].float().to(dev)  # [B, S, 7], one state per tubelet step
             objective.train()
             with runtime.autocast(dev, bf16):
-                loss, jepa, aux_loss = model(video, h, masks, grid, probe_target)
+                loss, jepa, aux_loss, manifold = model(video, h, masks, grid, states)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.zeros(())
@@ -145,16 +158,19 @@ def pretrain(
             scheduler.step()
             # EMA of the context encoder; momentum interpolated linearly over the run.
             m = cfg.ema[0] + (step + 1) * (cfg.ema[1] - cfg.ema[0]) / total
-            with torch.no_grad():
-                for pt, pc in zip(target.parameters(), encoder.parameters()):
-                    pt.mul_(m).add_(pc.detach(), alpha=1 - m)
-            red = runtime.all_reduce_mean(torch.stack([loss.detach().float(), jepa, aux_loss]).cpu(), info)
+            if jepa_on:
+                with torch.no_grad():
+                    for pt, pc in zip(target.parameters(), encoder.parameters()):
+                        pt.mul_(m).add_(pc.detach(), alpha=1 - m)
+            stats = torch.stack([loss.detach().float(), jepa, aux_loss, manifold]).cpu()
+            red = runtime.all_reduce_mean(stats, info)
             return {
                 "loss": float(red[0]),
                 "jepa_loss": float(red[1]),
                 "aux_loss": float(red[2]),
-                "emb_std": runtime.embedding_std(h),
-                "ema": m,
+                "manifold_loss": float(red[3]),
+                "emb_std": runtime.embedding_std(h) if jepa_on else float("nan"),
+                "ema": m if jepa_on else float("nan"),
                 "grad_norm": float(gnorm),
             }
 
@@ -171,9 +187,13 @@ def pretrain(
             desc="pretrain",
         )
         if info.is_main and not summary["killed"]:
-            kw = dict(getattr(target, "config", enc.kwargs()))
+            export = target if jepa_on else encoder
+            kw = dict(getattr(export, "config", enc.kwargs()))
             kw["use_activation_checkpointing"] = False
-            save_checkpoint(run_dir / ENCODER, target, kw, step=summary["steps"], role="encoder")
+            extra = {"training_signals": encoder_signals(cfg)}
+            if geometry is not None:
+                extra["probe"] = {"config": geometry.probe.config, "state_dict": geometry.probe.state_dict()}
+            save_checkpoint(run_dir / ENCODER, export, kw, step=summary["steps"], role="encoder", **extra)
         return summary
     finally:
         runtime.cleanup_distributed()

@@ -149,6 +149,32 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> None:
     load_state_dict_strict(encoder, sd, what=f"encoder from {path}")
 
 
+def encoder_extras(path: str) -> tuple[nn.Module | None, list[str]]:
+    """The state probe and the training signals a stage-1 ``encoder.pt`` carries (None / [] otherwise)."""
+    from vjepa2_ac.checkpoint import load_state_dict_strict
+    from vjepa2_ac.state_probe import StateProbe
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    probe = None
+    if isinstance(state.get("probe"), dict):
+        probe = StateProbe(**state["probe"]["config"])
+        load_state_dict_strict(probe, state["probe"]["state_dict"], what=f"state probe from {path}")
+    signals = state.get("training_signals", [])
+    return probe, list(signals) if isinstance(signals, list) else []
+
+
+def training_signals(cfg: TrainACConfig, encoder_signals: list[str]) -> list[str]:
+    """What the exported world model was trained on: the encoder's signals plus stage 2's own inputs."""
+    own = ["frames", "ee_state", "actions"] + (["extrinsics"] if cfg.model.predictor.use_extrinsics else [])
+    if cfg.init.official_checkpoint and not cfg.init.encoder_checkpoint:
+        own = ["official_pretraining"] + own
+    out: list[str] = []
+    for name in list(encoder_signals) + own:
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def build_models(cfg: TrainACConfig) -> tuple[nn.Module, nn.Module]:
     """Encoder (frozen, eval) and predictor, initialised as ``cfg.init`` says."""
     from vjepa2_ac import build_encoder, build_predictor
@@ -179,7 +205,13 @@ def build_models(cfg: TrainACConfig) -> tuple[nn.Module, nn.Module]:
     return encoder, predictor
 
 
-def as_world_model(cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module):
+def as_world_model(
+    cfg: TrainACConfig,
+    encoder: nn.Module,
+    predictor: nn.Module,
+    probe: nn.Module | None = None,
+    metadata: dict | None = None,
+):
     """The trained modules as a ``WorldModel`` with the run's ``alignment`` / ``token_pool`` / ``residual``
     (shares their parameters; checks that the predictor grid is the pooled encoder grid)."""
     from vjepa2_ac.world_model import WorldModel
@@ -190,25 +222,29 @@ def as_world_model(cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module)
         alignment=cfg.model.alignment,
         token_pool=cfg.model.token_pool,
         residual=cfg.model.residual,
+        probe=probe,
+        metadata=metadata,
     )
 
 
-def world_model_config(cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module) -> dict[str, Any]:
-    """The ``WorldModel.config`` of the trained model (activation checkpointing off for inference)."""
-    config = as_world_model(cfg, encoder, predictor).config
-    config["encoder"]["use_activation_checkpointing"] = False
-    config["predictor"]["use_activation_checkpointing"] = False
-    return config
-
-
 def export_world_model(
-    path: Path, cfg: TrainACConfig, encoder: nn.Module, predictor: nn.Module, **extra
+    path: Path,
+    cfg: TrainACConfig,
+    encoder: nn.Module,
+    predictor: nn.Module,
+    probe: nn.Module | None = None,
+    metadata: dict | None = None,
+    **extra,
 ) -> None:
-    """Write encoder + predictor weights with their config (``WorldModel.save`` layout)."""
+    """Write encoder + predictor (+ probe) weights with their config (``WorldModel.save`` layout;
+    activation checkpointing off for inference)."""
     from vjepa2_ac.checkpoint import save_checkpoint
 
-    wm = as_world_model(cfg, encoder, predictor)
-    save_checkpoint(path, wm, world_model_config(cfg, encoder, predictor), **extra)
+    wm = as_world_model(cfg, encoder, predictor, probe, metadata)
+    config = wm.config
+    config["encoder"]["use_activation_checkpointing"] = False
+    config["predictor"]["use_activation_checkpointing"] = False
+    save_checkpoint(path, wm, config, **extra)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -341,7 +377,24 @@ def train(
             desc="train",
         )
         if info.is_main and not summary["killed"]:
-            export_world_model(run_dir / WORLD_MODEL, cfg, encoder, predictor, step=summary["steps"])
+            probe, enc_signals = None, []
+            if cfg.init.encoder_checkpoint:
+                probe, enc_signals = encoder_extras(cfg.init.encoder_checkpoint)
+            metadata = {
+                "training_signals": training_signals(cfg, enc_signals),
+                "camera": cfg.data.camera,
+                "fps": cfg.data.fps,
+            }
+            if cached:
+                from vjepa2_ac.training.calibration import energy_per_metre
+
+                try:
+                    metadata["energy_per_metre"] = energy_per_metre(data.tensors["z"], data.tensors["states"])
+                except ValueError as e:
+                    print(f"train: no energy calibration: {e}", file=sys.stderr)
+            export_world_model(
+                run_dir / WORLD_MODEL, cfg, encoder, predictor, probe, metadata, step=summary["steps"]
+            )
         return summary
     finally:
         runtime.cleanup_distributed()

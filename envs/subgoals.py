@@ -1,0 +1,57 @@
+"""Sub-goal images from the scripted expert: the paper's protocol for multi-stage tasks.
+
+A single goal image pulls a greedy planner straight towards the final pose; in a push from the env's own
+start distribution that drives the gripper through the block. The paper plans such tasks through a
+sequence of sub-goal images, each pursued for a fixed number of steps. Here the env's scripted expert
+(no noise) is run from the episode's start in a copy of the simulation; the frames it passes through at
+evenly spaced times become the sub-goals, and the final goal image closes the sequence. The simulation
+is restored afterwards, so the episode itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["expert_subgoals"]
+
+
+def expert_subgoals(
+    env, task: str, obs: dict, info: dict, count: int, max_control_steps: int, frames_per_step: int
+) -> list[tuple[np.ndarray, int | None]]:
+    """``count`` sub-goals ``(image uint8[H, W, 3], token steps to pursue it)`` for the episode ``env`` was
+    just reset to (``obs``, ``info``: its reset observation); the last is the goal image, pursued until
+    the episode ends (``None``)."""
+    from vjepa2_ac.envs.policies import make_policy
+    from vjepa2_ac.planners.lockstep import restore, snapshot
+
+    if count < 1:
+        raise ValueError(f"sub-goals: expected a count >= 1, got {count}")
+    goal = env.unwrapped.goal_image()
+    if count == 1:
+        return [(goal, None)]
+    u = env.unwrapped
+    snap = snapshot(env)
+    policy = make_policy(task, "expert", noise=0.0)
+    policy.reset(0)
+    images = []
+    try:
+        for _ in range(max_control_steps):
+            obs, _, terminated, _, info = u.step(policy.act(obs, info))
+            images.append(obs["image"])
+            if info.get("success") or terminated:
+                break
+    finally:
+        restore(env, snap)
+    length = len(images)
+    if length == 0:
+        return [(goal, None)]
+    marks = [round(m * length / count) for m in range(1, count)]
+    out, prev = [], 0
+    for m in marks:
+        m = max(m, prev + 1)
+        out.append((images[min(m, length) - 1], max(1, math.ceil((m - prev) / frames_per_step))))
+        prev = m
+    out.append((goal, None))
+    return out
