@@ -1,9 +1,10 @@
-"""The shipped simulated world model: ``--checkpoint pretrained`` in ``plan`` and ``demo``.
+"""The shipped simulated world model: ``--checkpoint pretrained`` in ``plan``, ``diagnose`` and ``demo``.
 
-``assets/sim_world_model.pt`` is the checkpoint that ``vjepa2-ac demo --out runs/demo`` trains into
-``runs/demo/train/world_model.pt`` (the recipe defaults, seed 0; ``docs/experiments.md``). It lets
-planning start at once; ``tests/test_pretrained.py`` checks that its stored recipe is still the one the
-documented command trains, so the two cannot drift apart silently.
+``assets/sim_world_model.pt`` is the :class:`~vjepa2_ac.WorldModel` checkpoint that ``vjepa2-ac demo --out
+runs/demo`` trains into ``runs/demo/world_model/world_model.pt`` (Strategy A tubelets, label-free: trained
+on frames, end-effector states and actions only). It lets planning start at once; its metadata keeps
+both training stages' resolved configs, and ``tests/test_pretrained.py`` checks that they are still the
+presets the demo runs, so the two cannot drift apart silently.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def pretrained_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"the pretrained simulated world model is not installed ({path} is missing); "
-            "train one with `vjepa2-ac demo --out runs/demo` and pass runs/demo/train/world_model.pt"
+            "train one with `vjepa2-ac demo --out runs/demo` and pass runs/demo/world_model/world_model.pt"
         )
     return path
 

@@ -4,9 +4,7 @@
 ``actions[S, H, 7] -> energy[S]``: it rolls the candidates out with :meth:`WorldModel.rollout` (one batch
 for all samples, the context broadcast from batch 1, key/value cache on by default) and returns the
 mean L1 distance between the last predicted step and the goal (official), or L2 / all-step variants.
-
-:class:`WorldModelObjective` builds such energies from environment observations (``{"image", "state"}``)
-and goal images for the MPC loop.
+The closed-loop MPC runner (:mod:`vjepa2_ac.planners.lockstep`) batches the same rollout over episodes.
 """
 
 from __future__ import annotations
@@ -20,8 +18,7 @@ import torch.nn.functional as F
 
 DISTANCES = ("l1", "l2")
 STEP_MODES = ("last", "all")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vjepa2_ac.world_model import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402  (after the constants above)
 
 
 def preprocess_images(images, size: int | tuple[int, int] | None = None, device=None) -> torch.Tensor:
@@ -207,61 +204,3 @@ class WorldModelEnergy:
             energies = energies.clone()
             energies[best] = self._energy(z32)
         return energies
-
-
-class WorldModelObjective:
-    """Builds :class:`WorldModelEnergy` functions from observations, for the MPC loop.
-
-    ``objective.encode_goal(goal)`` turns a goal image (uint8 ``[H, W, 3]``) or an embedding into
-    ``[1, 1, N, D]``; ``objective(obs, z_goal)`` encodes ``obs["image"]`` as the single context step
-    (as the official planner does) with ``obs["state"]`` and returns the energy.
-
-    Args:
-        world_model: the world model (``eval()`` is called on it).
-        image_size: encoder input size (default: the encoder's ``img_size``).
-        other keyword arguments are passed to :class:`WorldModelEnergy`.
-    """
-
-    def __init__(
-        self,
-        world_model,
-        image_size: int | tuple[int, int] | None = None,
-        distance: str = "l1",
-        steps: str = "last",
-        use_cache: bool = True,
-        bf16: bool = False,
-        chunk_size: int | None = None,
-        refine: int = 0,
-    ) -> None:
-        self.world_model = world_model.eval()
-        self.device = next(world_model.parameters()).device
-        self.image_size = image_size or getattr(world_model.encoder, "img_size", None)
-        self.kwargs = dict(
-            distance=distance, steps=steps, use_cache=use_cache, bf16=bf16, chunk_size=chunk_size
-        )
-        if distance not in DISTANCES or steps not in STEP_MODES:
-            raise ValueError(f"WorldModelObjective: distance in {DISTANCES}, steps in {STEP_MODES}")
-
-    @torch.no_grad()
-    def encode_image(self, image) -> torch.Tensor:
-        """uint8 ``[H, W, 3]`` -> normed embedding ``[1, 1, N, D]`` (float32)."""
-        x = preprocess_images(image, self.image_size, self.device)
-        with _autocast(self.device, self.kwargs["bf16"]):
-            return self.world_model.encode_image(x).float()
-
-    def encode_goal(self, goal) -> torch.Tensor:
-        """Goal image (uint8 ``[H, W, 3]``) or embedding (``[N, D]`` ... ``[1, 1, N, D]``).
-
-        Images are encoded with the world model; embeddings are reshaped to ``[1, 1, N, D]``.
-        """
-        if isinstance(goal, torch.Tensor) and goal.is_floating_point():
-            return goal.to(self.device).reshape(1, 1, *goal.shape[-2:])
-        return self.encode_image(goal)
-
-    def __call__(self, observation: dict, z_goal: torch.Tensor) -> WorldModelEnergy:
-        """Energy for planning from ``observation = {"image": uint8[H, W, 3], "state": float[7]}``."""
-        if "image" not in observation or "state" not in observation:
-            raise KeyError(f"observation must have keys 'image' and 'state', got {sorted(observation)}")
-        z_ctx = self.encode_image(observation["image"])
-        state = torch.as_tensor(np.asarray(observation["state"], dtype=np.float32)).reshape(1, 1, 7)
-        return WorldModelEnergy(self.world_model, z_ctx, state, z_goal, **self.kwargs)

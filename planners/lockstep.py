@@ -254,14 +254,16 @@ class OracleCEM:
             raise ValueError(f"OracleCEM: kind must be 'image' or 'distance', got {kind!r}")
         self.model, self.kind, self.envs = model, kind, envs
         self.search = LockstepCEM(cfg, horizon, warm_start)
-        self.goals = _GoalEncoder(model)
+        # The distance oracle needs no goal image (and no model).
+        self.goals = _GoalEncoder(model) if kind == "image" else None
 
     def reset(self, seeds: list[int]) -> None:
         self.search.reset(seeds)
-        self.goals.reset(len(seeds))
+        if self.goals is not None:
+            self.goals.reset(len(seeds))
 
     def act(self, active: list[int], tracker: TokenTracker):
-        z_goal = self.goals.get(active) if self.kind == "image" else None
+        z_goal = self.goals.get(active) if self.goals is not None else None
 
         def fn(actions: torch.Tensor) -> torch.Tensor:  # [A, S, H, 7] -> [A, S]
             a, s = actions.shape[:2]

@@ -27,7 +27,11 @@ def test_demo_quick_writes_report_table_and_figures(tmp_path):
     assert len(rows) == 6
     for r in rows:
         assert r["n"] == 1 and 0.0 <= r["success_rate"] <= 1.0 and r["planning_time_per_step_s"] >= 0
-    assert (out / "train" / "world_model.pt").exists()
+    assert (out / "world_model" / "world_model.pt").exists() and (out / "encoder" / "encoder.pt").exists()
+    # The report lists the user's commands that reproduce it, the training stages first.
+    assert "vjepa2-ac collect --task reach" in report and "vjepa2-ac pretrain --config sim_encoder" in report
+    assert "vjepa2-ac train --config sim_world_model" in report and "vjepa2-ac plan --checkpoint" in report
+    assert "trained on: frames, ee_state, actions" in report
     for png in ("success.png", "training_curves.png"):
         with Image.open(out / "figures" / png) as im:
             im.load()

@@ -1,7 +1,8 @@
-"""Smoke and bad-input tests of `vjepa2-ac plan` (tiny untrained model, a few MPC steps)."""
+"""Smoke and bad-input tests of `vjepa2-ac plan` (tiny untrained WorldModel, a few MPC steps)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,11 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa2_ac.experiments.recipe import RecipeConfig, save_sim_checkpoint
 from vjepa2_ac.experiments.results import EPISODE_FIELDS, wilson_interval
-from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
+from vjepa2_ac.world_model import WorldModel
 
-TINY = dict(image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1)
+SIGNALS = ["frames", "ee_state", "actions"]
+
+
+def tiny_world_model(alignment: str = "subsample", size: int = 32, **metadata) -> WorldModel:
+    """An untrained Strategy A model: 32 px, patch 16 (4 tokens), predictor for 4 token steps."""
+    torch.manual_seed(0)
+    enc = dict(img_size=size, patch_size=16, num_frames=2, tubelet_size=2, embed_dim=32, depth=1, num_heads=4)
+    pred = dict(img_size=size, patch_size=16, num_frames=8, tubelet_size=2, embed_dim=32)
+    pred.update(predictor_embed_dim=32, depth=1, num_heads=4, use_rope=True)
+    meta = {"training_signals": SIGNALS, "camera": "left", **metadata}
+    config = {"encoder": {**enc, "use_rope": True}, "predictor": pred, "alignment": alignment}
+    return WorldModel.from_config({**config, "residual": True, "metadata": meta})
 
 
 def _inproc(*args: str) -> None:
@@ -36,13 +47,23 @@ def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def plan_args(**kw) -> argparse.Namespace:
+    """A `vjepa2-ac plan` namespace with its defaults, overridden by ``kw``."""
+    from vjepa2_ac.experiments import plan
+
+    parser = argparse.ArgumentParser()
+    plan.add_arguments(parser)
+    args = parser.parse_args(["--task", kw.pop("task"), "--out", str(kw.pop("out"))])
+    for k, v in kw.items():
+        assert hasattr(args, k), k
+        setattr(args, k, v)
+    return args
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    cfg = RecipeConfig(model=SimModelConfig(**TINY))
-    model = SimWorldModel(cfg.model)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_sim_checkpoint(path, model, cfg)
+    tiny_world_model().save(path)
     return str(path)
 
 
@@ -52,18 +73,11 @@ PLAN_TINY = ["--samples", "6", "--topk", "2", "--iterations", "1", "--max-steps"
 @pytest.fixture(scope="module")
 def push_run(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("plan") / "push"
-    _cli(
-        "plan",
-        "--checkpoint",
-        tiny_checkpoint,
-        "--task",
-        "push",
-        "--episodes",
-        "2",
-        "--out",
-        str(out),
+    proc = _cli(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "2", "--out", str(out),
         *PLAN_TINY,
-    )
+    )  # fmt: skip
+    out.joinpath("stdout.txt").write_text(proc.stdout)
     return out
 
 
@@ -75,18 +89,23 @@ def test_plan_writes_episode_files_and_summary(push_run):
         assert set(EPISODE_FIELDS) <= set(rec)
         assert rec["episode"] == i and rec["seed"] == i and rec["method"] == "world_model_cem"
         assert isinstance(rec["success"], bool)
-        assert rec["steps"] == 2 and len(rec["distance_trace"]) == 3 and len(rec["energy_trace"]) == 2
+        # 2 planned token steps of 2 control steps each: 5 control-step observations.
+        assert rec["steps"] == 2 and rec["control_steps"] == 4
+        assert len(rec["distance_trace"]) == 5 and len(rec["energy_trace"]) == 2
         assert rec["final_distance"] == rec["distance_trace"][-1] >= 0
         assert rec["planning_time_per_step_s"] > 0
-        assert len(rec["block_trajectory"]) == 3 and len(rec["goal_block"]) == 2
+        assert len(rec["block_trajectory"]) == 5 and len(rec["goal_block"]) == 2
     summary = json.loads((push_run / "summary.json").read_text())
     (row,) = summary["rows"]
     assert row["n"] == 2 and 0.0 <= row["success_rate"] <= 1.0
     assert row["success_ci_lo"] <= row["success_rate"] <= row["success_ci_hi"]
+    assert summary["settings"]["training_signals"] == SIGNALS
+    assert summary["settings"]["frames_per_step"] == 2 and summary["settings"]["max_steps"] == 2
     assert (push_run / "episodes.csv").read_text().count("\n") == 3
     assert "world_model_cem" in (push_run / "summary.md").read_text()
+    assert "world model trained on: frames, ee_state, actions" in (push_run / "stdout.txt").read_text()
     frames = np.load(push_run / "episodes" / "ep_0000_frames.npz")
-    assert frames["frames"].shape == (3, 32, 32, 3) and frames["goal"].shape == (32, 32, 3)
+    assert frames["frames"].shape == (5, 32, 32, 3) and frames["goal"].shape == (32, 32, 3)
     land = np.load(push_run / "landscape_ep0000.npz")
     assert land["energy"].shape == land["true_energy"].shape == (11, 11)
 
@@ -95,44 +114,25 @@ def test_plan_resumes_and_keeps_finished_episodes(push_run, tiny_checkpoint):
     ep0 = push_run / "episodes" / "ep_0000.json"
     before = ep0.read_text()
     (push_run / "episodes" / "ep_0001.json").unlink()  # as if interrupted during episode 1
-    _cli(
-        "plan",
-        "--checkpoint",
-        tiny_checkpoint,
-        "--task",
-        "push",
-        "--episodes",
-        "3",
-        "--out",
-        str(push_run),
-        *PLAN_TINY,
-    )
+    _cli("plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "3", "--out", str(push_run),
+         *PLAN_TINY)  # fmt: skip
     assert ep0.read_text() == before  # finished episode untouched
     assert (push_run / "episodes" / "ep_0001.json").exists() and (
         push_run / "episodes" / "ep_0002.json"
     ).exists()
     assert json.loads((push_run / "summary.json").read_text())["rows"][0]["n"] == 3
-    # Different settings into the same folder are refused, not mixed.
-    with pytest.raises(SystemExit, match="different settings"):
-        _inproc(
-            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "3",
-            "--out", str(push_run), *PLAN_TINY[:-3], "--max-steps", "4", "--no-progress",
-        )  # fmt: skip
+    # Different settings into the same folder are refused, not mixed: the horizon, and the batch size.
+    for extra in (["--max-steps", "4"], ["--max-steps", "2", "--batch-episodes", "7"]):
+        with pytest.raises(SystemExit, match="different settings"):
+            _inproc(
+                "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "3",
+                "--out", str(push_run), *PLAN_TINY[:-3], *extra, "--no-progress",
+            )  # fmt: skip
 
 
 def test_plan_random_and_oracle_baselines(tiny_checkpoint, tmp_path):
-    _cli(
-        "plan",
-        "--task",
-        "reach",
-        "--baseline",
-        "random",
-        "--episodes",
-        "2",
-        "--out",
-        str(tmp_path / "r"),
-        *PLAN_TINY,
-    )
+    _cli("plan", "--task", "reach", "--baseline", "random", "--episodes", "2", "--out", str(tmp_path / "r"),
+         *PLAN_TINY)  # fmt: skip
     rec = json.loads((tmp_path / "r" / "episodes" / "ep_0001.json").read_text())
     assert rec["method"] == "random" and rec["energy_trace"] == []
     _inproc(
@@ -144,6 +144,21 @@ def test_plan_random_and_oracle_baselines(tiny_checkpoint, tmp_path):
     # Oracle planning must leave the episode itself untouched: the same seed gives the same start.
     rnd = json.loads((tmp_path / "r" / "episodes" / "ep_0000.json").read_text())
     assert rec["distance_trace"][0] == pytest.approx(rnd["distance_trace"][0])
+
+
+def test_plan_subgoals_follow_the_expert_then_the_goal(tiny_checkpoint, tmp_path):
+    out = tmp_path / "sub"
+    _inproc(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--push-start", "env", "--subgoals", "3",
+        "--episodes", "1", "--samples", "6", "--topk", "2", "--iterations", "1", "--max-steps", "12",
+        "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
+    trace = rec["subgoal_trace"]
+    assert trace[0] == 0 and trace == sorted(trace) and trace[-1] == 2, trace
+    with pytest.raises(SystemExit, match="--subgoals must be >= 1"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--subgoals", "0",
+                "--out", str(tmp_path / "x"))  # fmt: skip
 
 
 def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
@@ -158,36 +173,22 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
         )  # fmt: skip
     # A checkpoint whose weights do not match its config.
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
-    ckpt["config"]["model"]["embed_dim"] = 64
+    ckpt["config"]["encoder"]["embed_dim"] = 64
     mismatched = tmp_path / "mismatch.pt"
     torch.save(ckpt, mismatched)
-    with pytest.raises(SystemExit, match="wrong shapes"):
+    with pytest.raises(SystemExit, match="not a loadable world model checkpoint"):
         _inproc("plan", "--checkpoint", str(mismatched), "--task", "reach", "--out", str(tmp_path / "c"))
-    with pytest.raises(
-        SystemExit, match=r"--horizon 9 \+ --context-frames 0: the checkpoint's predictor handles at most 6"
-    ):
+    with pytest.raises(SystemExit, match=r"--horizon 9: the checkpoint's predictor handles at most 3"):
         _inproc(
             "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "9",
             "--out", str(tmp_path / "e"),
         )  # fmt: skip
-    with pytest.raises(SystemExit, match=r"--horizon 5 \+ --context-frames 2: .* at most 6"):
-        _inproc(
-            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "5",
-            "--context-frames", "2", "--out", str(tmp_path / "e"),
-        )  # fmt: skip
-    with pytest.raises(SystemExit, match="--context-frames is used by the world model's batched CEM only"):
-        _inproc(
-            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--context-frames", "1",
-            "--baseline", "oracle", "--out", str(tmp_path / "e"),
-        )  # fmt: skip
-    with pytest.raises(SystemExit, match="--context-frames must be >= 0"):
-        _inproc(
-            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--context-frames", "-1",
-            "--out", str(tmp_path / "e"),
-        )  # fmt: skip
     with pytest.raises(SystemExit, match="--checkpoint is required"):
         _inproc("plan", "--task", "reach", "--out", str(tmp_path / "d"))
-    assert not any((tmp_path / d).exists() for d in "abcde")  # failed before writing anything
+    with pytest.raises(SystemExit, match="--save-frames must be >= 0"):
+        _inproc("plan", "--task", "reach", "--baseline", "random", "--save-frames", "-1",
+                "--out", str(tmp_path / "f"))  # fmt: skip
+    assert not any((tmp_path / d).exists() for d in "abcdef")  # failed before writing anything
 
 
 def test_wilson_interval_known_values():
@@ -245,6 +246,7 @@ def test_plan_action_cost_shrinks_the_planned_actions(tiny_checkpoint, tmp_path)
         _inproc(
             "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--episodes", "2",
             "--action-cost", cost, "--out", str(out), "--landscapes", "0", "--save-frames", "0", *PLAN_TINY,
+            "--samples", "40",
         )  # fmt: skip
         recs = [json.loads((out / "episodes" / f"ep_000{i}.json").read_text()) for i in range(2)]
         sizes[cost] = np.abs(np.asarray([r["actions"] for r in recs])).mean()
@@ -270,10 +272,8 @@ def test_plan_stop_distance_uses_the_checkpoint_calibration(tiny_checkpoint, tmp
             "plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--stop-distance", "0.02",
             "--stop-energy", "0.1", "--out", str(tmp_path / "b"), *PLAN_TINY,
         )  # fmt: skip
-    ckpt = torch.load(tiny_checkpoint, weights_only=True)
-    ckpt["config"]["energy_per_metre"] = {"reach": 1e4, "push": 1e4}  # 2 cm -> 200: above any energy
     calibrated = tmp_path / "calibrated.pt"
-    torch.save(ckpt, calibrated)
+    tiny_world_model(energy_per_metre=1e4).save(calibrated)  # 2 cm -> 200: above any energy
     _inproc(
         "plan", "--checkpoint", str(calibrated), "--task", "reach", "--episodes", "1",
         "--stop-distance", "0.02", "--out", str(tmp_path / "s"), "--landscapes", "0", "--save-frames", "0",
@@ -283,138 +283,61 @@ def test_plan_stop_distance_uses_the_checkpoint_calibration(tiny_checkpoint, tmp
     assert rec["actions"] == [[0.0, 0.0, 0.0]] * 2
 
 
-def test_calibrate_energy_recovers_a_linear_energy():
-    """Embeddings that move linearly with position give back their energy per metre."""
-    from vjepa2_ac.experiments.recipe import calibrate_energy
+def test_energy_per_metre_recovers_a_linear_energy():
+    """Embeddings that move linearly with the end-effector position give back their energy per metre."""
+    from vjepa2_ac.training.calibration import energy_per_metre
 
     g = torch.Generator().manual_seed(0)
-    steps = torch.randn(20, 8, 3, generator=g) * 0.01  # ~1.7 cm per step
-    pos = torch.cat([steps.cumsum(1), torch.full((20, 8, 3), float("nan"))], dim=-1)  # reach: no block
-    # z = a 3-D position written into one channel per axis of every token, times 5: an L1 energy of
-    # 5/(N*D) * |dx|_1 per pair, which is a fixed multiple of the distance only on average.
-    z = torch.zeros(20, 8, 4, 6)
-    z[..., :3] = 5.0 * pos[..., None, :3]
-    k = calibrate_energy({"reach": {"positions": pos.numpy()}}, {"reach": z})["reach"]
+    pos = (torch.randn(20, 4, 3, generator=g) * 0.01).cumsum(1)  # ~1.7 cm per step
+    states = torch.cat([pos, torch.zeros(20, 4, 4)], dim=-1)
+    z = torch.zeros(20, 4, 4, 6)
+    z[..., :3] = 5.0 * pos[:, :, None, :]  # energy = 5/(N*D) * |dx|_1 per pair
+    k = energy_per_metre(z, states)
     e = (z[:, 1:] - z[:, :-1]).abs().mean(dim=(-2, -1)).flatten()
-    d = (pos[:, 1:, :3] - pos[:, :-1, :3]).norm(dim=-1).flatten()
+    d = (pos[:, 1:] - pos[:, :-1]).norm(dim=-1).flatten()
     assert 0.5 * float((e / d).median()) < k < 2.0 * float((e / d).median())
-    with pytest.raises(ValueError, match="frame pairs closer than"):
-        calibrate_energy({"reach": {"positions": (pos * 100).numpy()}}, {"reach": z})
+    with pytest.raises(ValueError, match="step pairs are"):
+        energy_per_metre(z, states * 100)
 
 
-def test_contact_clip_weights_mark_clips_where_the_block_moves():
-    from vjepa2_ac.experiments.recipe import contact_clip_weights
-
-    pos = np.zeros((2, 6, 6), np.float32)
-    pos[1, 4:, 3] = 0.02  # episode 1: the block moves 2 cm between frames 3 and 4
-    w = contact_clip_weights(pos, span=2, oversample=4.0)  # clips start at t = 0..3, cover t..t+2
-    assert w.shape == (2, 4)
-    assert w[0].tolist() == [1.0] * 4
-    assert w[1].tolist() == [1.0, 1.0, 4.0, 4.0]
-    reach = np.full((2, 6, 6), np.nan, np.float32)  # no block: uniform
-    assert contact_clip_weights(reach, 2, 4.0).tolist() == [[1.0] * 4] * 2
-
-
-def test_contact_episodes_are_directed_pushes_from_wider_side_offsets():
-    from vjepa2_ac.experiments.episodes import CollectConfig, collect_task, push_aligned_options
-
-    # The sideways start offset of the aligned push is bounded by side_offset (evaluations keep 1 cm).
-    def side(opts):
-        ee, blk, goal = (np.array(opts[k][:2]) for k in ("ee_start", "block_start", "goal"))
-        u = (goal - blk) / np.linalg.norm(goal - blk)
-        d = ee - blk
-        return abs(float(u[0] * d[1] - u[1] * d[0]))
+def _tracker(n: int, size: int = 32):
+    from vjepa2_ac.planners.execution import TokenTracker
 
     rng = np.random.default_rng(0)
-    narrow = [side(push_aligned_options(rng)) for _ in range(200)]
-    wide = [side(push_aligned_options(rng, side_offset=0.03)) for _ in range(200)]
-    assert max(narrow) <= 0.0101 and 0.02 < max(wide) <= 0.0301
-    cfg = CollectConfig(episodes=3, steps=3, contact_episodes=2)
-    data = collect_task("push", cfg, seed=5, image_size=32, progress=False, contact=True)
-    assert data["images"].shape == (2, 4, 32, 32, 3) and data["actions"].shape == (2, 3, 7)
-    # Directed: every first action heads towards the block (random actions would not, on average).
-    to_block = data["positions"][:, 0, 3:5] - data["positions"][:, 0, :2]
-    assert (np.sum(data["actions"][:, 0, :2] * to_block, axis=1) > 0).all()
-    with pytest.raises(ValueError, match="only for push"):
-        collect_task("reach", cfg, seed=5, image_size=32, progress=False, contact=True)
-    with pytest.raises(ValueError, match="contact_episodes"):
-        CollectConfig(contact_episodes=-1)
-    with pytest.raises(ValueError, match="contact_side_offset"):
-        CollectConfig(contact_side_offset=0.2)
-
-
-def test_contact_episodes_join_push_for_the_predictor_only(tmp_path):
-    from vjepa2_ac.experiments.episodes import CollectConfig
-    from vjepa2_ac.experiments.recipe import collect_contact_data, with_contact_episodes
-
-    cfg = RecipeConfig(model=SimModelConfig(**TINY), collect=CollectConfig(steps=2, contact_episodes=2))
-    contact = collect_contact_data(cfg, tmp_path, progress=False)
-    assert (tmp_path / "data_push_contact.npz").exists()
-    again = collect_contact_data(cfg, tmp_path, progress=False)  # cached: the same arrays
-    assert np.array_equal(contact["images"], again["images"])
-    push = {k: v[:1] for k, v in contact.items()}
-    data = {"reach": {"images": np.zeros(1)}, "push": push}
-    merged = with_contact_episodes(data, contact)
-    assert merged["push"]["images"].shape[0] == 3 and merged["reach"] is data["reach"]
-    assert data["push"]["images"].shape[0] == 1  # the encoder's data is left as it was
-    assert with_contact_episodes(data, None) is data
-    none = RecipeConfig(model=SimModelConfig(**TINY), collect=CollectConfig(contact_episodes=0))
-    assert collect_contact_data(none, tmp_path / "x", progress=False) is None
-
-
-def test_rollout_with_history_equals_teacher_forcing():
-    torch.manual_seed(0)
-    model = SimWorldModel(SimModelConfig(**TINY)).eval()
-    torch.nn.init.normal_(model.predictor.predictor_proj.weight, std=0.1)  # not the zero-init copy
-    z = torch.nn.functional.layer_norm(torch.randn(3, 4, model.tokens_per_frame, 32), (32,))
-    s, a = torch.randn(3, 4, 7), 0.02 * torch.randn(3, 4, 7)
-    with torch.no_grad():
-        tf = model.predict(z[:, :3], a[:, :3], s[:, :3])  # step t predicts t + 1 from frames <= t
-        roll = model.rollout(z[:, 2], s[:, 2], a[:, 2:4], history=(z[:, :2], s[:, :2], a[:, :2]))
-        plain = model.rollout(z[:, 2], s[:, 2], a[:, 2:4])
-        one = model.rollout(z[:1, 2], s[:1, 2], a[:1, 2:3], history=(z[:1, :2], s[:1, :2], a[:1, :2]))
-    assert torch.allclose(roll[:, 0], tf[:, 2], atol=1e-5)
-    assert torch.allclose(one[:, 0], tf[:1, 2], atol=1e-5)
-    assert not torch.allclose(roll[:, 0], plain[:, 0], atol=1e-4)  # the past frames are used
-
-
-def test_plan_with_context_frames_runs(tiny_checkpoint, tmp_path):
-    out = tmp_path / "ctx"
-    _inproc(
-        "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--episodes", "2", "--horizon", "2",
-        "--context-frames", "2", "--out", str(out), *PLAN_TINY,
-    )  # fmt: skip
-    assert json.loads((out / "run_config.json").read_text())["context_frames"] == 2
-    rec = json.loads((out / "episodes" / "ep_0001.json").read_text())
-    assert rec["steps"] == 2 and len(rec["actions"]) == 2
+    tracker = TokenTracker(n, 2)
+    for i in range(n):
+        tracker.observe_reset(
+            i,
+            {
+                "image": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+                "state": np.zeros(7, np.float32),
+            },
+        )
+    return tracker
 
 
 @pytest.mark.parametrize("warm", [False, True])
-def test_world_model_cem_starts_from_zero_or_the_shifted_previous_plan(tiny_checkpoint, monkeypatch, warm):
-    from vjepa2_ac.experiments import plan
-    from vjepa2_ac.experiments.recipe import load_sim_checkpoint
+def test_world_model_cem_starts_from_zero_or_the_shifted_previous_plan(monkeypatch, warm):
+    from vjepa2_ac.planners import lockstep
     from vjepa2_ac.planners.cem import CEMConfig, shift_plans
 
-    model, _ = load_sim_checkpoint(tiny_checkpoint)
+    model = tiny_world_model().eval()
     calls = []  # (init, plans) of every batched CEM call
-    original = plan.CEM.plan_batch
+    original = lockstep.CEM.plan_batch
 
     def spy(self, fn, num_problems, horizon, init=None, *args, **kw):
         results = original(self, fn, num_problems, horizon, init, *args, **kw)
         calls.append((None if init is None else init.clone(), torch.stack([r.actions for r in results])))
         return results
 
-    monkeypatch.setattr(plan.CEM, "plan_batch", spy)
+    monkeypatch.setattr(lockstep.CEM, "plan_batch", spy)
     cfg = CEMConfig.mpc(maxnorm=0.02, samples=6, iterations=1, topk=2)
-    policy = plan.WorldModelCEM(model, cfg, horizon=3, seed=0, warm_start=warm)
-    rng = np.random.default_rng(0)
-    obs = [
-        {"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}
-        for _ in range(3)
-    ]
-    policy.reset([o["image"] for o in obs])
-    policy.act([0, 1, 2], obs)
-    policy.act([0, 2], [obs[0], obs[2]])  # episode 1 has ended
+    policy = lockstep.WorldModelCEM(model, cfg, horizon=3, warm_start=warm)
+    tracker = _tracker(3)
+    policy.reset([0, 1, 2])
+    policy.goals.set([0, 1, 2], [tracker.frames(i)[-1] for i in range(3)])
+    policy.act([0, 1, 2], tracker)
+    policy.act([0, 2], tracker)  # episode 1 has ended
     assert calls[0][0] is None
     if warm:
         expected = shift_plans(calls[0][1][[0, 2]])
@@ -441,38 +364,58 @@ def test_plan_records_the_warm_start_and_refuses_unknown_ones(tiny_checkpoint, t
     assert proc.returncode != 0 and "--warm-start: invalid choice: 'mean'" in proc.stderr
 
 
-def test_topk_defaults_per_task(tiny_checkpoint, tmp_path):
-    from vjepa2_ac.experiments.demo import plan_namespace
-    from vjepa2_ac.experiments.plan import PlanError, run_settings, validate_args
+def test_task_defaults_scale_with_the_token_step(tiny_checkpoint, tmp_path):
+    from vjepa2_ac.experiments.plan import PlanError, load_world_model, run_settings, validate_args
 
-    for task, topk in (("reach", 10), ("push", 30)):
-        args = plan_namespace(task=task, out=tmp_path / task, checkpoint=tiny_checkpoint)
+    model = load_world_model(tiny_checkpoint)
+    for task, topk, steps, maxnorm in (("reach", 10, 15, 0.08), ("push", 30, 20, 0.04)):
+        args = plan_args(task=task, out=tmp_path / task, checkpoint=tiny_checkpoint)
         validate_args(args)
-        settings = run_settings(args, 32)
+        settings = run_settings(args, model)
         assert settings["topk"] == topk and settings["warm_start"] == "none"
-    args = plan_namespace(task="push", out=tmp_path / "few", checkpoint=tiny_checkpoint, samples=20)
+        assert settings["max_steps"] == steps and settings["maxnorm"] == pytest.approx(maxnorm)
+    args = plan_args(task="push", out=tmp_path / "few", checkpoint=tiny_checkpoint, samples=20)
     with pytest.raises(PlanError, match=r"--topk must be in \[2, --samples=20\], got 30"):
         validate_args(args)
 
 
-def test_warm_start_changes_nothing_at_horizon_one(tiny_checkpoint):
+def test_warm_start_changes_nothing_at_horizon_one():
     """Reach plans one step ahead: the shifted previous plan is all zeros, the same start as none."""
-    from vjepa2_ac.experiments import plan
-    from vjepa2_ac.experiments.recipe import load_sim_checkpoint
     from vjepa2_ac.planners.cem import CEMConfig
+    from vjepa2_ac.planners.lockstep import WorldModelCEM
 
-    model, _ = load_sim_checkpoint(tiny_checkpoint)
-    rng = np.random.default_rng(1)
-    obs = [
-        [{"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}]
-        for _ in range(3)
-    ]
+    model = tiny_world_model().eval()
     actions = {}
     for warm in (False, True):
-        policy = plan.WorldModelCEM(
-            model, CEMConfig.mpc(samples=8, iterations=2, topk=3), 1, 0, warm_start=warm
-        )
-        policy.reset([obs[0][0]["image"]])
-        actions[warm] = np.stack([policy.act([0], o)[0] for o in obs])
+        tracker = _tracker(1)
+        policy = WorldModelCEM(model, CEMConfig.mpc(samples=8, iterations=2, topk=3), 1, warm_start=warm)
+        policy.reset([5])
+        policy.goals.set([0], [np.zeros((32, 32, 3), np.uint8)])
+        actions[warm] = np.stack([policy.act([0], tracker)[0] for _ in range(3)])
     assert np.abs(actions[False]).sum() > 0
     np.testing.assert_array_equal(actions[False], actions[True])
+
+
+def test_plan_runs_an_official_format_checkpoint_with_duplicate_tubelets(tmp_path):
+    """Official weights (module./backbone. prefixes, encoder + predictor) assembled into a WorldModel."""
+    from vjepa2_ac.checkpoint import load_official_checkpoint
+
+    src = tiny_world_model("duplicate")
+    official = {
+        "encoder": {f"module.backbone.{k}": v for k, v in src.encoder.state_dict().items()},
+        "predictor": {f"module.backbone.{k}": v for k, v in src.predictor.state_dict().items()},
+    }
+    torch.save(official, tmp_path / "official.pt")
+    wm = tiny_world_model("duplicate")
+    for p in wm.parameters():
+        torch.nn.init.zeros_(p)
+    load_official_checkpoint(tmp_path / "official.pt", encoder=wm.encoder, predictor=wm.predictor)
+    for k, v in src.state_dict().items():
+        assert torch.equal(v, wm.state_dict()[k]), k
+    wm.save(tmp_path / "wm.pt")
+    out = tmp_path / "o"
+    _inproc("plan", "--checkpoint", str(tmp_path / "wm.pt"), "--task", "reach", "--episodes", "1",
+            "--out", str(out), "--landscapes", "0", *PLAN_TINY)  # fmt: skip
+    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
+    assert rec["steps"] == 2 and rec["control_steps"] == 2  # one frame, one control step per token
+    assert json.loads((out / "run_config.json").read_text())["frames_per_step"] == 1

@@ -7,10 +7,9 @@ import torch
 from vjepa2_ac.encoder import build_encoder
 from vjepa2_ac.planners.base import NonFiniteEnergyError
 from vjepa2_ac.planners.cem import CEM, CEMConfig
-from vjepa2_ac.planners.energy import WorldModelEnergy, WorldModelObjective, latent_distance
+from vjepa2_ac.planners.energy import WorldModelEnergy, latent_distance
 from vjepa2_ac.planners.gradient import GradientConfig, GradientPlanner
 from vjepa2_ac.planners.landscape import energy_landscape, plot_landscape
-from vjepa2_ac.planners.mpc import MPCConfig, SubGoal, run_mpc
 from vjepa2_ac.planners.reference import NaiveWorldModel
 from vjepa2_ac.predictor import build_predictor
 from vjepa2_ac.world_model import WorldModel
@@ -160,72 +159,6 @@ def test_energy_rejects_bad_shapes(wm, problem):
         WorldModelEnergy(wm, z[:, :1], states[:, :1], goal, distance="cos")
 
 
-class PointEnv:
-    """A 64x64 'camera' looking at a point-mass end effector: enough for the MPC protocol."""
-
-    def __init__(self, goal):
-        self.goal = np.asarray(goal, np.float64)
-        self.unwrapped = self
-
-    def _obs(self):
-        img = np.zeros((32, 32, 3), np.uint8)
-        i, j = (np.clip((self.state[:2] + 0.5) * 31, 0, 31)).astype(int)
-        img[i, j] = 255
-        return {"image": img, "state": self.state.astype(np.float32)}
-
-    def reset(self, seed=None, options=None):
-        self.state = np.array([0.0, 0.0, 0.2, 0, 0, 0, 0.0])
-        self.t = 0
-        return self._obs(), {}
-
-    def step(self, action):
-        self.state[:3] += np.asarray(action[:3], np.float64)
-        self.t += 1
-        dist = float(np.linalg.norm(self.state[:3] - self.goal))
-        return self._obs(), -dist, False, self.t >= 50, {"success": dist < 0.02, "distance": dist}
-
-
-class StateObjective:
-    """Analytic objective: distance of the planned end position to the goal position."""
-
-    def encode_goal(self, goal):
-        return torch.as_tensor(goal, dtype=torch.float32)
-
-    def __call__(self, obs, goal):
-        start = torch.as_tensor(obs["state"][:3])
-        return lambda a: (start + a[..., :3].sum(1) - goal).norm(dim=-1)
-
-
-def test_mpc_loop_reaches_goal_and_switches_subgoals():
-    env = PointEnv([0.1, -0.08, 0.25])
-    planner = CEM(CEMConfig.paper(samples=64, iterations=4, topk=8))
-    res = run_mpc(
-        env, planner, StateObjective(), env.goal, MPCConfig(horizon=2, execute=1, warm_start=True), 20
-    )
-    assert res.success and 2 <= len(res.steps) < 20
-    assert res.actions.shape == (len(res.steps), 7) and np.all(np.abs(res.actions[:, :3]) <= 0.05 + 1e-6)
-    assert res.energies[0] > res.energies[-1] and all(s.replanned for s in res.steps)
-    d = res.to_dict()
-    assert d["success"] and len(d["steps"]) == len(res.steps)
-    # Sub-goals: first go to A for 4 steps (executing 2 actions per plan), then to the final goal.
-    env2 = PointEnv([0.0, 0.1, 0.2])
-    goals = [SubGoal([0.1, 0.0, 0.2], 4), SubGoal(env2.goal, 10)]
-    res2 = run_mpc(env2, planner, StateObjective(), goals, MPCConfig(horizon=2, execute=2))
-    assert [s.goal_index for s in res2.steps[:4]] == [0, 0, 0, 0] and res2.steps[4].goal_index == 1
-    assert [s.replanned for s in res2.steps[:4]] == [True, False, True, False]
-    assert res2.steps[3].state[0] > 0.07 and res2.success
-
-
-def test_mpc_with_world_model_objective(wm):
-    env = PointEnv([0.1, 0.0, 0.2])
-    env.reset()
-    objective = WorldModelObjective(wm)
-    goal_img = np.zeros((32, 32, 3), np.uint8)
-    res = run_mpc(env, CEM(CEMConfig(samples=16, iterations=2, topk=4)), objective, goal_img, MPCConfig(), 3)
-    assert len(res.steps) == 3 and all(np.isfinite(s.energy) for s in res.steps)
-    assert objective.encode_goal(goal_img).shape == (1, 1, 16, 48)
-
-
 def test_landscape_minimum_at_reference(tmp_path):
     ref = torch.tensor([0.0375, -0.0375, 0.0, 0, 0, 0, 0])
 
@@ -239,26 +172,67 @@ def test_landscape_minimum_at_reference(tmp_path):
     assert (tmp_path / "l.png").stat().st_size > 1000
 
 
-def test_simulator_oracle_restores_state_and_beats_random():
+def test_simulated_candidates_leave_the_episode_untouched_and_the_oracle_beats_random():
+    """The oracle simulates token steps from a snapshot and restores it; on reach it gets closer than
+    random actions within a few planned steps."""
     import gymnasium as gym
 
     import vjepa2_ac.envs  # noqa: F401  (registers the ids)
-    from vjepa2_ac.planners.baselines import RandomActions, SimulatorEnergy, SimulatorObjective
+    from vjepa2_ac.planners.lockstep import OracleCEM, RandomPolicy, SubGoal, run_lockstep, simulate_tokens
 
-    env = gym.make("vjepa2_ac/Reach-v0", render_images=False)
+    env = gym.make("vjepa2_ac/Reach-v0", image_size=32)
     obs, info = env.reset(seed=3)
     qpos = env.unwrapped.data.qpos.copy()
-    energy = SimulatorEnergy(env)
-    cand = torch.zeros(3, 2, 7)
-    cand[1, :, :3] = torch.as_tensor(info["goal_pos"] - obs["state"][:3]).clamp(-0.05, 0.05)
+    frames = np.stack([obs["image"]] * 2)
+    cand = np.zeros((3, 2, 7), np.float32)
+    cand[1, :, :3] = np.clip(info["goal_pos"] - obs["state"][:3], -0.05, 0.05)
     cand[2, :, :3] = -cand[1, :, :3]
-    e1, e2 = energy(cand), energy(cand)
-    assert torch.equal(e1, e2) and np.array_equal(env.unwrapped.data.qpos, qpos)  # planning changes nothing
-    assert e1[1] < e1[0] < e1[2]  # moving towards the goal lowers the simulated distance
-    cfg = MPCConfig(horizon=1)
-    oracle = run_mpc(
-        env, CEM(CEMConfig(samples=24, iterations=2, topk=4)), SimulatorObjective(env), None, cfg, 6
-    )
-    rand = run_mpc(env, RandomActions(), SimulatorObjective(env), None, cfg, 6, reset_seed=3)
-    assert oracle.final_info["distance"] < info["distance"] - 0.1
-    assert oracle.final_info["distance"] < rand.final_info["distance"]
+    outs, d1 = simulate_tokens(env, cand, frames, obs["state"], obs["state"], render=True)
+    _, d2 = simulate_tokens(env, cand, frames, obs["state"], obs["state"], render=False)
+    assert d1 == d2 and np.array_equal(env.unwrapped.data.qpos, qpos)  # planning changes nothing
+    assert d1[1] < d1[0] < d1[2]  # moving towards the goal lowers the simulated distance
+    assert outs[0].shape == (2, 32, 32, 3)
+    envs = [gym.make("vjepa2_ac/Reach-v0", image_size=32) for _ in range(2)]
+    starts = [e.reset(seed=3) for e in envs]
+    goals = [[SubGoal(e.unwrapped.goal_image())] for e in envs]
+    cfg = CEMConfig.mpc(maxnorm=0.08, samples=24, iterations=2, topk=4)
+    oracle = OracleCEM(None, cfg, 1, "distance", envs[:1])
+    (tr,) = run_lockstep(oracle, envs[:1], [0], starts[:1], goals[:1], 5, 2)
+    (rnd,) = run_lockstep(RandomPolicy(0.08), envs[1:], [0], starts[1:], goals[1:], 5, 2)
+    assert tr.distance[-1] < info["distance"] - 0.1 and tr.distance[-1] < rnd.distance[-1]
+    assert len(tr.distance) == 11 and tr.steps == 5  # 5 token steps of 2 control steps
+
+
+def test_lockstep_switches_subgoals_after_their_steps():
+    """Each episode pursues its sub-goals in order for their number of steps; the last until the end."""
+    import gymnasium as gym
+
+    import vjepa2_ac.envs  # noqa: F401
+    from vjepa2_ac.planners.lockstep import SubGoal, run_lockstep
+
+    class Spy:
+        """Records the goal image each episode is given; plans zero actions."""
+
+        def __init__(self):
+            self.seen = []
+
+            class Goals:
+                def set(inner, episodes, images):
+                    self.seen.append((list(episodes), [int(im[0, 0, 0]) for im in images]))
+
+            self.goals = Goals()
+
+        def reset(self, seeds):
+            pass
+
+        def act(self, active, tracker):
+            return np.zeros((len(active), 7), np.float32), np.zeros(len(active)), None
+
+    envs = [gym.make("vjepa2_ac/Reach-v0", image_size=16) for _ in range(2)]
+    starts = [e.reset(seed=i) for i, e in enumerate(envs)]
+    img = [np.full((16, 16, 3), v, np.uint8) for v in (1, 2, 3)]
+    goals = [[SubGoal(img[0], 2), SubGoal(img[1], 1), SubGoal(img[2])], [SubGoal(img[2])]]
+    spy = Spy()
+    traces = run_lockstep(spy, envs, [0, 1], starts, goals, 5, 1)
+    assert spy.seen == [([0, 1], [1, 3]), ([0], [2]), ([0], [3])]
+    assert traces[0].subgoal == [0, 0, 1, 2, 2] and traces[1].subgoal == [0] * 5

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from vjepa2_ac.training import runtime
-from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config
+from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config, to_dict
 from vjepa2_ac.training.loop import Run, train_loop
 from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
 from vjepa2_ac.training.objectives import PretrainObjective, StateGeometryLoss, layer_norm, sample_masks
@@ -190,7 +190,7 @@ def pretrain(
             export = target if jepa_on else encoder
             kw = dict(getattr(export, "config", enc.kwargs()))
             kw["use_activation_checkpointing"] = False
-            extra = {"training_signals": encoder_signals(cfg)}
+            extra = {"training_signals": encoder_signals(cfg), "pretrain_config": to_dict(cfg)}
             if geometry is not None:
                 extra["probe"] = {"config": geometry.probe.config, "state_dict": geometry.probe.state_dict()}
             save_checkpoint(run_dir / ENCODER, export, kw, step=summary["steps"], role="encoder", **extra)

@@ -149,8 +149,9 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> None:
     load_state_dict_strict(encoder, sd, what=f"encoder from {path}")
 
 
-def encoder_extras(path: str) -> tuple[nn.Module | None, list[str]]:
-    """The state probe and the training signals a stage-1 ``encoder.pt`` carries (None / [] otherwise)."""
+def encoder_extras(path: str) -> tuple[nn.Module | None, list[str], dict | None]:
+    """The state probe, the training signals and the stage-1 config an ``encoder.pt`` of ``pretrain``
+    carries (None / [] / None otherwise)."""
     from vjepa2_ac.checkpoint import load_state_dict_strict
     from vjepa2_ac.state_probe import StateProbe
 
@@ -160,7 +161,8 @@ def encoder_extras(path: str) -> tuple[nn.Module | None, list[str]]:
         probe = StateProbe(**state["probe"]["config"])
         load_state_dict_strict(probe, state["probe"]["state_dict"], what=f"state probe from {path}")
     signals = state.get("training_signals", [])
-    return probe, list(signals) if isinstance(signals, list) else []
+    pretrain_config = state.get("pretrain_config")
+    return probe, list(signals) if isinstance(signals, list) else [], pretrain_config
 
 
 def training_signals(cfg: TrainACConfig, encoder_signals: list[str]) -> list[str]:
@@ -377,13 +379,16 @@ def train(
             desc="train",
         )
         if info.is_main and not summary["killed"]:
-            probe, enc_signals = None, []
+            probe, enc_signals, enc_config = None, [], None
             if cfg.init.encoder_checkpoint:
-                probe, enc_signals = encoder_extras(cfg.init.encoder_checkpoint)
+                probe, enc_signals, enc_config = encoder_extras(cfg.init.encoder_checkpoint)
+            # Provenance: both stages' resolved configs travel with the weights.
             metadata = {
                 "training_signals": training_signals(cfg, enc_signals),
                 "camera": cfg.data.camera,
                 "fps": cfg.data.fps,
+                "train_config": to_dict(cfg),
+                "pretrain_config": enc_config,
             }
             if cached:
                 from vjepa2_ac.training.calibration import energy_per_metre
