@@ -301,7 +301,8 @@ def decode_at_times(
     if missing.size:
         raise DataError(
             episode,
-            f"{path}: no frame within {tolerance_s:.4f} s of time(s) {[round(float(want[j]), 4) for j in missing[:5]]} "
+            f"{path}: no frame within {tolerance_s:.4f} s of time(s) "
+            f"{[round(float(want[j]), 4) for j in missing[:5]]} "
             "(video shorter than the data, or wrong from_timestamp?)",
         )
     pos = np.searchsorted(want, q)

@@ -65,7 +65,8 @@ class LeRobotMapping:
         parse_key(self.orientation, "orientation")
         if self.orientation_format not in ORIENTATION_FORMATS:
             raise ValueError(
-                f"orientation_format: expected one of {sorted(ORIENTATION_FORMATS)}, got {self.orientation_format!r}"
+                f"orientation_format: expected one of {sorted(ORIENTATION_FORMATS)}, "
+                f"got {self.orientation_format!r}"
             )
         if self.gripper is not None:
             parse_key(self.gripper, "gripper")
@@ -174,7 +175,7 @@ def orientation_to_euler(x: np.ndarray, fmt: str, episode: str) -> np.ndarray:
 
 
 def quaternion_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions ``[L, 4]`` (``x, y, z, w``, scalar last as scipy) -> rotation matrices ``[L, 3, 3]``."""
+    """Unit quaternions ``[L, 4]`` (``x, y, z, w``, scalar last as scipy) -> rotations ``[L, 3, 3]``."""
     x, y, z, w = q.T
     return np.stack(
         [
