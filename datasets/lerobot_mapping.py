@@ -18,7 +18,14 @@ import torch
 from vjepa2_ac.datasets.errors import DataError
 from vjepa2_ac.pose import matrix_to_euler_xyz
 
-__all__ = ["LeRobotMapping", "PRESETS", "CAMERA_ROLES", "ORIENTATION_FORMATS", "parse_key"]
+__all__ = [
+    "LeRobotMapping",
+    "PRESETS",
+    "CAMERA_ROLES",
+    "ORIENTATION_FORMATS",
+    "parse_key",
+    "mapping_from_options",
+]
 
 ORIENTATION_FORMATS = {"euler_xyz": 3, "quaternion_xyzw": 4, "quaternion_wxyz": 4, "matrix": 9}
 _KEY = re.compile(r"^(?P<name>[^\[\]]+?)(?:\[(?P<a>\d*):(?P<b>\d*)\]|\[(?P<i>\d+)\])?$")
@@ -171,7 +178,7 @@ def orientation_to_euler(x: np.ndarray, fmt: str, episode: str) -> np.ndarray:
                 episode, f"orientation: zero or NaN quaternions at rows {np.flatnonzero(bad)[:5].tolist()}"
             )
         mat = quaternion_xyzw_to_matrix(q / norm[:, None])
-    return matrix_to_euler_xyz(torch.from_numpy(np.ascontiguousarray(mat))).numpy()
+    return matrix_to_euler_xyz(torch.from_numpy(np.array(mat, dtype=np.float64))).numpy()
 
 
 def quaternion_xyzw_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -213,3 +220,26 @@ CAMERA_ROLES = {
         "wrist": "observation.images.wrist_left",
     },
 }
+
+
+def mapping_from_options(options: dict) -> tuple[str | None, LeRobotMapping | None]:
+    """``(preset, mapping)`` from a config section: ``{}``, ``{"preset": name}`` or mapping fields."""
+    options = dict(options or {})
+    if "preset" in options:
+        preset = options.pop("preset")
+        if options:
+            raise ValueError(
+                f"give either preset or mapping fields, not both (got preset and {sorted(options)})"
+            )
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
+        return preset, None
+    if not options:
+        return None, None
+    fields = set(LeRobotMapping.__dataclass_fields__)
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown mapping field(s) {unknown}; valid: preset, {', '.join(sorted(fields))}")
+    if "gripper_range" in options and options["gripper_range"] is not None:
+        options["gripper_range"] = tuple(options["gripper_range"])
+    return None, LeRobotMapping(**options)
