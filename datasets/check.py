@@ -1,4 +1,4 @@
-"""Validate every episode of a raw or RLDS DROID directory (``vjepa2-ac data check``)."""
+"""Validate every episode of a raw DROID, RLDS or LeRobot directory (``vjepa2-ac data check``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ __all__ = ["check_dataset", "detect_format"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``"rlds"`` if ``path`` holds a TFDS ``dataset_info.json`` (up to two levels down), else ``"raw"``."""
+    """``"lerobot"`` if ``path`` holds ``meta/info.json``, ``"rlds"`` if it holds a TFDS
+    ``dataset_info.json`` (up to two levels down), else ``"raw"``."""
     p = Path(path)
     if not p.exists():
         raise DataError(p, "no such file or directory")
+    if (p / "meta" / "info.json").is_file():
+        return "lerobot"
     if p.is_dir() and (
         (p / "dataset_info.json").is_file()
         or any(p.glob("*/dataset_info.json"))
@@ -49,6 +52,12 @@ def check_dataset(
         episodes having it), ``frame_sizes`` ("HxW" -> count), ``warnings``.
     """
     fmt = detect_format(path)
+    if fmt == "lerobot":
+        from vjepa2_ac.datasets.lerobot_check import check_lerobot_dataset
+
+        return check_lerobot_dataset(
+            path, clip_seconds=clip_seconds, frame_count_tolerance=frame_count_tolerance, progress=progress
+        )
     if fmt == "raw":
         from vjepa2_ac.datasets.raw import list_raw_episodes
 

@@ -1,0 +1,164 @@
+"""``vjepa2-ac data check`` for LeRobot v3.0 directories: the raw/RLDS report, per episode and camera.
+
+Per episode: the data rows match ``meta/episodes`` (count, ``frame_index`` 0..L-1), timestamps are
+finite, increasing and without gaps (a step more than 1.5 frame periods after the previous one), every
+numeric feature is finite, and for every camera the video file exists, holds as many frames in the
+episode's ``[from_timestamp, to_timestamp)`` as the data has rows (within ``frame_count_tolerance``),
+and decodes at the first and last row's time. Frames are counted from the packets' timestamps (each
+MP4 is demuxed once, nothing decoded).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from vjepa2_ac.datasets.errors import DataError
+from vjepa2_ac.datasets.lerobot_meta import EpisodeRecord, LeRobotMeta, read_columns
+
+__all__ = ["check_lerobot_dataset", "check_lerobot_episode"]
+
+GAP_PERIODS = 1.5  # a step later than this many frame periods after the previous one is a gap
+
+
+def check_lerobot_dataset(
+    path: str | os.PathLike,
+    *,
+    clip_seconds: float | None = 2.0,
+    frame_count_tolerance: int = 1,
+    progress: bool = True,
+) -> dict:
+    """Validate every episode and camera of a LeRobot v3.0 dataset; the report of ``check_dataset``."""
+    meta = LeRobotMeta(path)
+    records = meta.episodes()
+    report: dict = {
+        "format": "lerobot",
+        "path": str(path),
+        "episodes": len(records),
+        "good": 0,
+        "bad": [],
+        "total_duration_s": 0.0,
+        "cameras": Counter(),
+        "frame_sizes": Counter(),
+        "warnings": [],
+    }
+    packets: dict[Path, np.ndarray] = {}
+    for rec in tqdm(records, desc="checking episodes", unit="ep", disable=not progress, leave=False):
+        name = f"{meta.root}#episode_{rec.index}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                duration, cams = check_lerobot_episode(meta, rec, frame_count_tolerance, packets)
+                if clip_seconds is not None and duration + 1e-9 < clip_seconds:
+                    raise DataError(name, f"too short: {duration:.2f} s, a clip needs {clip_seconds:.2f} s")
+            except DataError as e:
+                report["bad"].append({"episode": e.episode, "problem": e.problem})
+            else:
+                report["good"] += 1
+                report["total_duration_s"] += duration
+                for cam, size in cams.items():
+                    report["cameras"][cam] += 1
+                    report["frame_sizes"][f"{size[0]}x{size[1]}"] += 1
+        report["warnings"] += [str(w.message) for w in caught]
+    report["cameras"] = dict(report["cameras"])
+    report["frame_sizes"] = dict(report["frame_sizes"])
+    report["total_duration_s"] = round(report["total_duration_s"], 3)
+    return report
+
+
+def check_lerobot_episode(
+    meta: LeRobotMeta, rec: EpisodeRecord, tolerance: int = 1, packets: dict | None = None
+) -> tuple[float, dict[str, tuple[int, int]]]:
+    """Check one episode; returns ``(duration_s, camera -> (H, W))`` or raises :class:`DataError`."""
+    from vjepa2_ac.datasets.lerobot import decode_at_times
+
+    name = f"{meta.root}#episode_{rec.index}"
+    numeric = [
+        k
+        for k, f in meta.features.items()
+        if isinstance(f, dict) and str(f.get("dtype", "")).startswith(("float", "int"))
+    ]
+    cols = read_columns(meta.data_file(rec.data_chunk, rec.data_file), rec.index, tuple(numeric), name)
+    if "timestamp" not in cols:
+        raise DataError(name, "the data has no timestamp column")
+    n = len(cols["timestamp"])
+    if n != rec.length:
+        raise DataError(name, f"meta/episodes says length {rec.length}, the data file holds {n} rows")
+    if n == 0:
+        raise DataError(name, "episode has no rows")
+    if "frame_index" in cols and not np.array_equal(cols["frame_index"], np.arange(n)):
+        k = int(np.flatnonzero(cols["frame_index"] != np.arange(n))[0])
+        raise DataError(name, f"frame_index is not 0..{n - 1} (row {k} holds {int(cols['frame_index'][k])})")
+    for key in numeric:
+        x = np.asarray(cols[key], dtype=np.float64).reshape(n, -1)
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            raise DataError(name, f"{key} has NaN/inf values at rows {np.flatnonzero(bad)[:5].tolist()}")
+    ts = np.asarray(cols["timestamp"], dtype=np.float64)
+    if n > 1:
+        dt = np.diff(ts)
+        if not (dt > 0).all():
+            raise DataError(
+                name, f"timestamps are not strictly increasing (row {int(np.argmax(dt <= 0)) + 1})"
+            )
+        gaps = np.flatnonzero(dt > GAP_PERIODS / meta.fps)
+        if gaps.size:
+            k = int(gaps[0])
+            raise DataError(
+                name,
+                f"timestamp gap of {dt[k]:.3f} s after row {k} (expected {1 / meta.fps:.3f} s; "
+                f"{gaps.size} gap(s))",
+            )
+    if not meta.video_keys:
+        raise DataError(meta.root / "meta/info.json", "no video features")
+    sizes = {}
+    tol_s = 0.25 / meta.fps
+    for cam in meta.video_keys:
+        seg = rec.videos.get(cam)
+        if seg is None:
+            raise DataError(name, f"meta/episodes has no videos/{cam}/from_timestamp for this episode")
+        path = meta.video_file(cam, seg.chunk, seg.file)
+        times = _packet_times(path, name, packets)
+        count = int(np.count_nonzero((times >= seg.from_s - tol_s) & (times < seg.to_s - tol_s)))
+        if abs(count - n) > tolerance:
+            raise DataError(
+                name,
+                f"{cam}: {path.name} has {count} frames in [{seg.from_s:.3f}, {seg.to_s:.3f}) s "
+                f"but the data has {n} rows (difference > tolerance {tolerance})",
+            )
+        if count != n:
+            warnings.warn(f"{name}: {cam} has {count} frames, the data {n} rows", stacklevel=2)
+        # Decoding the first and last row's frames proves the file decodes where the episode lies.
+        usable = min(count, n)
+        frames = decode_at_times(path, seg.from_s + ts[[0, usable - 1]], tol_s, name)
+        sizes[cam] = tuple(frames.shape[1:3])
+    return float(ts[-1] - ts[0]), sizes
+
+
+def _packet_times(path: Path, episode: str, cache: dict | None) -> np.ndarray:
+    """Sorted presentation times (s) of every video packet of ``path`` (demuxed once per check run)."""
+    if cache is not None and path in cache:
+        return cache[path]
+    if not path.is_file():
+        raise DataError(episode, f"missing video file {path}")
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise DataError(episode, f"no video stream in {path}")
+            stream = c.streams.video[0]
+            tb = float(stream.time_base)
+            pts = [p.pts for p in c.demux(stream) if p.size and p.pts is not None]
+    except (av.FFmpegError, OSError) as e:
+        raise DataError(episode, f"unreadable video {path}: {e}") from e
+    times = np.sort(np.asarray(pts, dtype=np.float64)) * tb
+    if cache is not None:
+        if len(cache) >= 16:  # episodes come in file order: a few tables at a time bound memory
+            cache.pop(next(iter(cache)))
+        cache[path] = times
+    return times
