@@ -8,6 +8,7 @@ Public API (see ``docs/data.md``):
 * :func:`write_rlds_dataset`, :func:`raw_to_rlds` — RLDS (TFRecord) writer, no TensorFlow needed.
 * :class:`LeRobotClipDataset`, :func:`list_lerobot_episodes`, :class:`LeRobotMapping` — LeRobot v3.0
   datasets (DROID's port via ``preset="droid"``, any robot via a mapping); :class:`LeRobotWriter`.
+* :class:`ShardedClipStream` — clips with episodes sharded across ranks and DataLoader workers.
 * :func:`check_dataset` — validate a raw, RLDS or LeRobot directory (``vjepa2-ac data check``).
 * :class:`DataError` — raised for bad episodes; names the episode and the problem.
 
@@ -41,6 +42,7 @@ __all__ = [
     "LeRobotMapping",
     "LeRobotWriter",
     "list_lerobot_episodes",
+    "ShardedClipStream",
 ]
 
 # Everything is imported on first use: `vjepa2-ac data check` and the writer then never import torch
@@ -72,6 +74,7 @@ _LAZY = {
     "list_lerobot_episodes": "lerobot",
     "LeRobotMapping": "lerobot_mapping",
     "LeRobotWriter": "lerobot_writer",
+    "ShardedClipStream": "sharding",
 }
 
 
