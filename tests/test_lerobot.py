@@ -307,3 +307,7 @@ def test_train_cli_reads_lerobot(droid, tmp_path):
     bad = cmd[:-2] + ["--set", "data.lerobot={orientation: x}"]
     proc = subprocess.run(bad, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2 and "data.lerobot" in proc.stderr and "position" in proc.stderr
+    missing = cmd[:5] + [str(tmp_path)] + cmd[6:]
+    proc = subprocess.run(missing, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2 and "not a LeRobot dataset: missing meta/info.json" in proc.stderr
+    assert "Traceback" not in proc.stderr
