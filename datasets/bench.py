@@ -88,10 +88,14 @@ def _time_loader(ds, workers: int, clips: int) -> tuple[float, float | None]:
     from torch.utils.data import DataLoader, RandomSampler
 
     g = torch.Generator().manual_seed(0)
-    sampler = RandomSampler(ds, replacement=True, num_samples=clips + 1 + workers, generator=g)
+    # Warm-up: worker start-up, first opens, and the clips the workers prefetch meanwhile (2 each);
+    # timing from a full prefetch queue would count those clips as free.
+    warm = 1 + 2 * workers
+    sampler = RandomSampler(ds, replacement=True, num_samples=clips + warm + 2 * workers, generator=g)
     loader = DataLoader(ds, batch_size=1, sampler=sampler, num_workers=workers, persistent_workers=False)
     it = iter(loader)
-    next(it)  # warm-up: worker start-up and first open
+    for _ in range(warm):
+        next(it)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(clips):
         next(it)
