@@ -14,13 +14,14 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-import av
 import numpy as np
 
+from vjepa2_ac.datasets.dataset import ClipConfig, DroidClipDataset
 from vjepa2_ac.datasets.episode import Episode, EpisodeData, check_states, check_timestamps
 from vjepa2_ac.datasets.errors import DataError
 from vjepa2_ac.datasets.lerobot_mapping import CAMERA_ROLES, PRESETS, LeRobotMapping
 from vjepa2_ac.datasets.lerobot_meta import EpisodeRecord, LeRobotMeta, read_columns
+from vjepa2_ac.datasets.lerobot_video import decode_at_times, frame_size
 
 __all__ = [
     "LeRobotEpisode",
@@ -192,7 +193,7 @@ class LeRobotEpisode(Episode):
                 f"{self.camera}: the last row's time {ts[-1]:.3f} s is past the episode's video segment "
                 f"[{seg.from_s:.3f}, {seg.to_s:.3f}) s",
             )
-        size = _frame_size(self.video_path, self.path)
+        size = frame_size(self.video_path, self.path)
         source = "control_rate" if self.time_source == "control_rate" else "robot_timestamps"
         rel = np.arange(n, dtype=np.float64) / self.fps if source == "control_rate" else ts - ts[0]
         return EpisodeData(
@@ -227,95 +228,7 @@ class LeRobotEpisode(Episode):
         self.__dict__.update(state)
 
 
-def _frame_size(path: Path, episode: str) -> tuple[int, int]:
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            cc = c.streams.video[0].codec_context
-            return int(cc.height), int(cc.width)
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"unreadable video {path}: {e}") from e
-
-
-def decode_at_times(
-    path: str | os.PathLike, times, tolerance_s: float, episode: str = "", threads: int = 1
-) -> np.ndarray:
-    """Decode the frames of ``path`` presented nearest the given times (seconds on the stream's clock).
-
-    Seeks once, to the keyframe at or before the earliest time, and decodes forward until past the
-    latest one. Each time gets the frame whose timestamp is nearest; if none is within ``tolerance_s``
-    it is an error (a dropped frame, a wrong ``from_timestamp``, a truncated file).
-
-    Returns:
-        ``uint8 [len(times), H, W, 3]`` RGB frames, in the order of ``times`` (repeats allowed).
-    """
-    path = Path(path)
-    q = np.asarray(times, dtype=np.float64).reshape(-1)
-    if q.size == 0:
-        raise ValueError("times: expected at least one time")
-    want = np.unique(q)  # sorted
-    best_err = np.full(len(want), np.inf)
-    best_time = np.full(len(want), np.nan)
-    frames: dict[int, np.ndarray] = {}
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            stream = container.streams.video[0]
-            if threads != 1:
-                stream.thread_type, stream.thread_count = "AUTO", threads
-            tb = float(stream.time_base)
-            container.seek(
-                max(0, int((want[0] - tolerance_s) / tb)), stream=stream, backward=True, any_frame=False
-            )
-            first = True
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    raise DataError(episode, f"{path}: frame without a timestamp")
-                t = frame.pts * tb
-                if first and t > want[0] + tolerance_s:
-                    raise DataError(
-                        episode, f"{path}: seek landed at {t:.3f} s, after the wanted {want[0]:.3f} s"
-                    )
-                first = False
-                # Frames come in presentation order: only the wanted times around t can improve.
-                lo = np.searchsorted(want, t - tolerance_s, side="left")
-                hi = np.searchsorted(want, t + tolerance_s, side="right")
-                rgb = None
-                for j in range(lo, hi):
-                    err = abs(t - want[j])
-                    if err < best_err[j]:
-                        if rgb is None:
-                            rgb = frame.to_ndarray(format="rgb24")
-                        best_err[j], best_time[j], frames[j] = err, t, rgb
-                if t > want[-1] + tolerance_s:
-                    break
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"cannot decode {path}: {e}") from e
-    missing = np.flatnonzero(~np.isfinite(best_err))
-    if missing.size:
-        raise DataError(
-            episode,
-            f"{path}: no frame within {tolerance_s:.4f} s of time(s) "
-            f"{[round(float(want[j]), 4) for j in missing[:5]]} "
-            "(video shorter than the data, or wrong from_timestamp?)",
-        )
-    pos = np.searchsorted(want, q)
-    return np.stack([frames[int(j)] for j in pos])
-
-
-def _clip_dataset_base():
-    from vjepa2_ac.datasets.dataset import DroidClipDataset
-
-    return DroidClipDataset
-
-
-class LeRobotClipDataset(_clip_dataset_base()):
+class LeRobotClipDataset(DroidClipDataset):
     """Clips from a LeRobot v3.0 dataset (same samples, alignment and :class:`ClipConfig` as raw DROID).
 
     Args:
@@ -335,8 +248,6 @@ class LeRobotClipDataset(_clip_dataset_base()):
         config=None,
         **overrides,
     ):
-        from vjepa2_ac.datasets.dataset import ClipConfig
-
         cfg = config if config is not None else ClipConfig(**overrides)
         if config is not None and overrides:
             cfg = ClipConfig(**{**asdict(config), **overrides})

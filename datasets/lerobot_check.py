@@ -15,12 +15,12 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-import av
 import numpy as np
 from tqdm import tqdm
 
 from vjepa2_ac.datasets.errors import DataError
 from vjepa2_ac.datasets.lerobot_meta import EpisodeRecord, LeRobotMeta, read_columns
+from vjepa2_ac.datasets.lerobot_video import decode_at_times, packet_times
 
 __all__ = ["check_lerobot_dataset", "check_lerobot_episode"]
 
@@ -76,8 +76,6 @@ def check_lerobot_episode(
     meta: LeRobotMeta, rec: EpisodeRecord, tolerance: int = 1, packets: dict | None = None
 ) -> tuple[float, dict[str, tuple[int, int]]]:
     """Check one episode; returns ``(duration_s, camera -> (H, W))`` or raises :class:`DataError`."""
-    from vjepa2_ac.datasets.lerobot import decode_at_times
-
     name = f"{meta.root}#episode_{rec.index}"
     numeric = [
         k
@@ -124,7 +122,7 @@ def check_lerobot_episode(
         if seg is None:
             raise DataError(name, f"meta/episodes has no videos/{cam}/from_timestamp for this episode")
         path = meta.video_file(cam, seg.chunk, seg.file)
-        times = _packet_times(path, name, packets)
+        times = packet_times(path, name, packets)
         count = int(np.count_nonzero((times >= seg.from_s - tol_s) & (times < seg.to_s - tol_s)))
         if abs(count - n) > tolerance:
             raise DataError(
@@ -139,26 +137,3 @@ def check_lerobot_episode(
         frames = decode_at_times(path, seg.from_s + ts[[0, usable - 1]], tol_s, name)
         sizes[cam] = tuple(frames.shape[1:3])
     return float(ts[-1] - ts[0]), sizes
-
-
-def _packet_times(path: Path, episode: str, cache: dict | None) -> np.ndarray:
-    """Sorted presentation times (s) of every video packet of ``path`` (demuxed once per check run)."""
-    if cache is not None and path in cache:
-        return cache[path]
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            stream = c.streams.video[0]
-            tb = float(stream.time_base)
-            pts = [p.pts for p in c.demux(stream) if p.size and p.pts is not None]
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"unreadable video {path}: {e}") from e
-    times = np.sort(np.asarray(pts, dtype=np.float64)) * tb
-    if cache is not None:
-        if len(cache) >= 16:  # episodes come in file order: a few tables at a time bound memory
-            cache.pop(next(iter(cache)))
-        cache[path] = times
-    return times

@@ -13,10 +13,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from vjepa2_ac.datasets.errors import DataError
-from vjepa2_ac.pose import matrix_to_euler_xyz
 
 __all__ = [
     "LeRobotMapping",
@@ -160,6 +158,10 @@ class LeRobotMapping:
 
 def orientation_to_euler(x: np.ndarray, fmt: str, episode: str) -> np.ndarray:
     """``[L, 3|4|9]`` orientations -> ``float64 [L, 3]`` extrinsic euler ``"xyz"`` angles."""
+    import torch  # only here: `data check` and the config reach this module without needing torch
+
+    from vjepa2_ac.pose import matrix_to_euler_xyz
+
     if fmt == "euler_xyz":
         return x
     if fmt == "matrix":

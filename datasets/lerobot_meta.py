@@ -197,7 +197,9 @@ def read_columns(
     return _read_columns_cached(str(path), mtime, int(episode_index), tuple(columns), episode)
 
 
-@lru_cache(maxsize=64)  # ~64 episodes x a few kB of states per process
+# As many episodes as the clip dataset's cache of per-step arrays, so a clip whose EpisodeData is cached
+# finds its timestamps here too (DROID: ~300 rows x 9 columns, ~25 kB an episode, ~25 MB a process).
+@lru_cache(maxsize=1024)
 def _read_columns_cached(
     path: str, mtime: int, episode_index: int, columns: tuple[str, ...], episode: str
 ) -> dict[str, np.ndarray]:

@@ -17,8 +17,9 @@ from scipy.spatial.transform import Rotation
 from train_helpers import TINY_TRAIN_AC
 
 from vjepa2_ac.datasets import DataError, RawDroidDataset
-from vjepa2_ac.datasets.lerobot import LeRobotClipDataset, decode_at_times, list_lerobot_episodes
+from vjepa2_ac.datasets.lerobot import LeRobotClipDataset, list_lerobot_episodes
 from vjepa2_ac.datasets.lerobot_mapping import LeRobotMapping, mapping_from_options
+from vjepa2_ac.datasets.lerobot_video import decode_at_times
 from vjepa2_ac.datasets.lerobot_writer import DROID_FEATURES, LeRobotWriter
 from vjepa2_ac.pose import euler_xyz_to_matrix
 
