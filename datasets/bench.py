@@ -141,7 +141,7 @@ def _format_dataset(fmt: str, res_dir: Path, image_size: int):
             raw_to_rlds(res_dir, out)
         return RLDSDroidDataset(out, image_size=image_size), "RLDSDroidDataset (JPEG)"
     from vjepa2_ac.datasets.lerobot import LeRobotClipDataset
-    from vjepa2_ac.datasets.lerobot_writer import raw_to_lerobot
+    from vjepa2_ac.datasets.lerobot_convert import raw_to_lerobot
 
     if not out.exists():
         raw_to_lerobot(res_dir, out)

@@ -53,19 +53,17 @@ def check_dataset(
     """
     fmt = detect_format(path)
     if fmt == "lerobot":
-        from vjepa2_ac.datasets.lerobot_check import check_lerobot_dataset
+        from vjepa2_ac.datasets.lerobot_check import lerobot_items
 
-        return check_lerobot_dataset(
-            path, clip_seconds=clip_seconds, frame_count_tolerance=frame_count_tolerance, progress=progress
-        )
-    if fmt == "raw":
+        items, checker = lerobot_items(path)
+    elif fmt == "raw":
         from vjepa2_ac.datasets.raw import list_raw_episodes
 
-        items = [(str(p), p) for p in list_raw_episodes(path)]
+        items, checker = [(str(p), p) for p in list_raw_episodes(path)], _check_raw
     else:
         from vjepa2_ac.datasets.rlds import list_rlds_episodes
 
-        items = [(ep.path, ep) for ep in list_rlds_episodes(path, split)]
+        items, checker = [(ep.path, ep) for ep in list_rlds_episodes(path, split)], _check_rlds
     report: dict = {
         "format": fmt,
         "path": str(path),
@@ -81,7 +79,6 @@ def check_dataset(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                checker = _check_raw if fmt == "raw" else _check_rlds
                 duration, cams = checker(item, frame_count_tolerance)
                 if clip_seconds is not None and duration + 1e-9 < clip_seconds:
                     raise DataError(name, f"too short: {duration:.2f} s, a clip needs {clip_seconds:.2f} s")

@@ -12,64 +12,33 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from vjepa2_ac.datasets.errors import DataError
 from vjepa2_ac.datasets.lerobot_meta import EpisodeRecord, LeRobotMeta, read_columns
 from vjepa2_ac.datasets.lerobot_video import decode_at_times, packet_times
 
-__all__ = ["check_lerobot_dataset", "check_lerobot_episode"]
+__all__ = ["lerobot_items", "check_lerobot_episode"]
 
 GAP_PERIODS = 1.5  # a step later than this many frame periods after the previous one is a gap
 
 
-def check_lerobot_dataset(
-    path: str | os.PathLike,
-    *,
-    clip_seconds: float | None = 2.0,
-    frame_count_tolerance: int = 1,
-    progress: bool = True,
-) -> dict:
-    """Validate every episode and camera of a LeRobot v3.0 dataset; the report of ``check_dataset``."""
+def lerobot_items(path: str | os.PathLike) -> tuple[list[tuple[str, EpisodeRecord]], Callable]:
+    """``([(episode name, record)], checker)`` for ``check_dataset``'s loop over episodes.
+
+    ``checker(record, frame_count_tolerance)`` returns ``(duration_s, camera -> (H, W))`` or raises
+    :class:`DataError`; it shares one cache of packet timestamps, so each MP4 is demuxed once.
+    """
     meta = LeRobotMeta(path)
-    records = meta.episodes()
-    report: dict = {
-        "format": "lerobot",
-        "path": str(path),
-        "episodes": len(records),
-        "good": 0,
-        "bad": [],
-        "total_duration_s": 0.0,
-        "cameras": Counter(),
-        "frame_sizes": Counter(),
-        "warnings": [],
-    }
     packets: dict[Path, np.ndarray] = {}
-    for rec in tqdm(records, desc="checking episodes", unit="ep", disable=not progress, leave=False):
-        name = f"{meta.root}#episode_{rec.index}"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                duration, cams = check_lerobot_episode(meta, rec, frame_count_tolerance, packets)
-                if clip_seconds is not None and duration + 1e-9 < clip_seconds:
-                    raise DataError(name, f"too short: {duration:.2f} s, a clip needs {clip_seconds:.2f} s")
-            except DataError as e:
-                report["bad"].append({"episode": e.episode, "problem": e.problem})
-            else:
-                report["good"] += 1
-                report["total_duration_s"] += duration
-                for cam, size in cams.items():
-                    report["cameras"][cam] += 1
-                    report["frame_sizes"][f"{size[0]}x{size[1]}"] += 1
-        report["warnings"] += [str(w.message) for w in caught]
-    report["cameras"] = dict(report["cameras"])
-    report["frame_sizes"] = dict(report["frame_sizes"])
-    report["total_duration_s"] = round(report["total_duration_s"], 3)
-    return report
+
+    def checker(rec: EpisodeRecord, tolerance: int):
+        return check_lerobot_episode(meta, rec, tolerance, packets)
+
+    return [(f"{meta.root}#episode_{rec.index}", rec) for rec in meta.episodes()], checker
 
 
 def check_lerobot_episode(

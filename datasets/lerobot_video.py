@@ -8,6 +8,7 @@ tolerance (never by a frame count), seeking once to the keyframe at or before th
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -15,21 +16,33 @@ import numpy as np
 
 from vjepa2_ac.datasets.errors import DataError
 
-__all__ = ["decode_at_times", "frame_size", "packet_times"]
+__all__ = ["decode_at_times", "frame_size", "packet_times", "open_video"]
+
+
+@contextmanager
+def open_video(path: Path, episode: str):
+    """``(container, stream)`` of the first video stream; :class:`DataError` for a missing file, one
+    without video, or an FFmpeg error while it is open (truncated or corrupt data)."""
+    if not path.is_file():
+        raise DataError(episode, f"missing video file {path}")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as e:
+        raise DataError(episode, f"unreadable video {path}: {e}") from e
+    try:
+        if not container.streams.video:
+            raise DataError(episode, f"no video stream in {path}")
+        yield container, container.streams.video[0]
+    except (av.FFmpegError, OSError) as e:
+        raise DataError(episode, f"cannot decode {path}: {e}") from e
+    finally:
+        container.close()
 
 
 def frame_size(path: Path, episode: str) -> tuple[int, int]:
     """``(H, W)`` of the first video stream of ``path`` (nothing decoded)."""
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            cc = c.streams.video[0].codec_context
-            return int(cc.height), int(cc.width)
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"unreadable video {path}: {e}") from e
+    with open_video(path, episode) as (_, stream):
+        return int(stream.codec_context.height), int(stream.codec_context.width)
 
 
 def decode_at_times(
@@ -49,46 +62,10 @@ def decode_at_times(
     if q.size == 0:
         raise ValueError("times: expected at least one time")
     want = np.unique(q)  # sorted
-    best_err = np.full(len(want), np.inf)
-    best_time = np.full(len(want), np.nan)
-    frames: dict[int, np.ndarray] = {}
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            stream = container.streams.video[0]
-            if threads != 1:
-                stream.thread_type, stream.thread_count = "AUTO", threads
-            tb = float(stream.time_base)
-            container.seek(
-                max(0, int((want[0] - tolerance_s) / tb)), stream=stream, backward=True, any_frame=False
-            )
-            first = True
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    raise DataError(episode, f"{path}: frame without a timestamp")
-                t = frame.pts * tb
-                if first and t > want[0] + tolerance_s:
-                    raise DataError(
-                        episode, f"{path}: seek landed at {t:.3f} s, after the wanted {want[0]:.3f} s"
-                    )
-                first = False
-                # Frames come in presentation order: only the wanted times around t can improve.
-                lo = np.searchsorted(want, t - tolerance_s, side="left")
-                hi = np.searchsorted(want, t + tolerance_s, side="right")
-                rgb = None
-                for j in range(lo, hi):
-                    err = abs(t - want[j])
-                    if err < best_err[j]:
-                        if rgb is None:
-                            rgb = frame.to_ndarray(format="rgb24")
-                        best_err[j], best_time[j], frames[j] = err, t, rgb
-                if t > want[-1] + tolerance_s:
-                    break
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"cannot decode {path}: {e}") from e
+    with open_video(path, episode) as (container, stream):
+        if threads != 1:
+            stream.thread_type, stream.thread_count = "AUTO", threads
+        best_err, frames = _nearest_frames(container, stream, want, tolerance_s, f"{path}", episode)
     missing = np.flatnonzero(~np.isfinite(best_err))
     if missing.size:
         raise DataError(
@@ -101,21 +78,43 @@ def decode_at_times(
     return np.stack([frames[int(j)] for j in pos])
 
 
+def _nearest_frames(container, stream, want: np.ndarray, tolerance_s: float, path: str, episode: str):
+    """``(error [W], index -> rgb frame)``: for each sorted wanted time, the nearest decoded frame."""
+    best_err = np.full(len(want), np.inf)
+    frames: dict[int, np.ndarray] = {}
+    tb = float(stream.time_base)
+    # backward=True lands on the keyframe at or before the target (possibly in the previous episode).
+    container.seek(max(0, int((want[0] - tolerance_s) / tb)), stream=stream, backward=True, any_frame=False)
+    first = True
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            raise DataError(episode, f"{path}: frame without a timestamp")
+        t = frame.pts * tb
+        if first and t > want[0] + tolerance_s:
+            raise DataError(episode, f"{path}: seek landed at {t:.3f} s, after the wanted {want[0]:.3f} s")
+        first = False
+        # Frames come in presentation order: only the wanted times around t can improve.
+        lo = np.searchsorted(want, t - tolerance_s, side="left")
+        hi = np.searchsorted(want, t + tolerance_s, side="right")
+        rgb = None
+        for j in range(lo, hi):
+            err = abs(t - want[j])
+            if err < best_err[j]:
+                if rgb is None:
+                    rgb = frame.to_ndarray(format="rgb24")
+                best_err[j], frames[j] = err, rgb
+        if t > want[-1] + tolerance_s:
+            break
+    return best_err, frames
+
+
 def packet_times(path: Path, episode: str, cache: dict | None) -> np.ndarray:
     """Sorted presentation times (s) of every video packet of ``path`` (demuxed once per check run)."""
     if cache is not None and path in cache:
         return cache[path]
-    if not path.is_file():
-        raise DataError(episode, f"missing video file {path}")
-    try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise DataError(episode, f"no video stream in {path}")
-            stream = c.streams.video[0]
-            tb = float(stream.time_base)
-            pts = [p.pts for p in c.demux(stream) if p.size and p.pts is not None]
-    except (av.FFmpegError, OSError) as e:
-        raise DataError(episode, f"unreadable video {path}: {e}") from e
+    with open_video(path, episode) as (container, stream):
+        tb = float(stream.time_base)
+        pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
     times = np.sort(np.asarray(pts, dtype=np.float64)) * tb
     if cache is not None:
         if len(cache) >= 16:  # episodes come in file order: a few tables at a time bound memory

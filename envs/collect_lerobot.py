@@ -42,7 +42,7 @@ def collect_lerobot(
     codec: str = "av1",
 ) -> dict:
     """Collect ``episodes`` episodes and write them as a LeRobot dataset at ``out``; returns the summary."""
-    from vjepa2_ac.datasets.lerobot_writer import raw_to_lerobot
+    from vjepa2_ac.datasets.lerobot_convert import raw_to_lerobot
 
     out = Path(out)
     staging = staging_dir(out)
