@@ -11,7 +11,7 @@ the keyframe at or before the first wanted frame and decodes forward to the last
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +101,8 @@ def list_lerobot_episodes(
     return [
         LeRobotEpisode(
             meta.root,
-            rec,
+            # Only this camera's segment: every DataLoader worker holds a copy of every episode.
+            replace(rec, videos={cam: rec.videos[cam]} if cam in rec.videos else {}),
             m,
             cam,
             fps=meta.fps,
@@ -217,15 +218,6 @@ class LeRobotEpisode(Episode):
 
     def __repr__(self) -> str:
         return f"LeRobotEpisode({self.path!r}, camera={self.camera!r})"
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["mapping"] = asdict(self.mapping)
-        return state
-
-    def __setstate__(self, state):
-        state["mapping"] = LeRobotMapping(**state["mapping"])
-        self.__dict__.update(state)
 
 
 class LeRobotClipDataset(DroidClipDataset):

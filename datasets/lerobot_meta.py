@@ -41,7 +41,7 @@ def is_lerobot_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / INFO).is_file()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VideoSegment:
     """Where one camera of one episode lies: ``file`` from ``from_s`` to ``to_s`` seconds."""
 
@@ -51,9 +51,9 @@ class VideoSegment:
     to_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EpisodeRecord:
-    """One row of ``meta/episodes``."""
+    """One row of ``meta/episodes`` (slots: a million of them fit in a few hundred MB)."""
 
     index: int
     length: int
