@@ -63,8 +63,8 @@ def decode_at_times(
         raise ValueError("times: expected at least one time")
     want = np.unique(q)  # sorted
     with open_video(path, episode) as (container, stream):
-        if threads != 1:
-            stream.thread_type, stream.thread_count = "AUTO", threads
+        # One thread unless asked: DataLoader workers are the parallelism (dav1d would take every core).
+        stream.thread_type, stream.thread_count = ("AUTO", threads) if threads != 1 else ("SLICE", 1)
         best_err, frames = _nearest_frames(container, stream, want, tolerance_s, f"{path}", episode)
     missing = np.flatnonzero(~np.isfinite(best_err))
     if missing.size:
