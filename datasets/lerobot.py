@@ -87,6 +87,11 @@ def list_lerobot_episodes(
             raise ValueError(f"camera: the mapping names no camera; choose one of {keys}")
         cam = keys[0]
     if cam not in keys:
+        if meta.features.get(cam, {}).get("dtype") == "image":
+            raise DataError(
+                meta.root,
+                f"camera {cam!r} is stored as images in the parquet files; only video features are read",
+            )
         raise DataError(meta.root, f"camera {cam!r} is not a video feature of info.json (has {keys})")
     records = meta.episodes()
     if episodes is not None:

@@ -277,6 +277,10 @@ def test_bad_datasets_raise_naming_file_and_problem(tmp_path, droid):
     (old / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(DataError, match=r"camera 'observation.images.top' is not a video feature"):
         list_lerobot_episodes(root, "observation.images.top")
+    info["features"]["observation.images.top"] = {"dtype": "image", "shape": [48, 64, 3]}
+    (old / "meta/info.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"'observation.images.top' is stored as images in the parquet files"):
+        list_lerobot_episodes(old, "observation.images.top")
     # Data and videos missing: load() names the episode and the file.
     (ep,) = list_lerobot_episodes(old, episodes=[2])
     with pytest.raises(DataError, match=r"old#episode_2: missing data file .*file-001.parquet"):
