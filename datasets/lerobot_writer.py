@@ -310,6 +310,9 @@ class LeRobotWriter:
             "total_frames": self._total,
             "total_tasks": len(self._tasks),
             "chunks_size": CHUNK_SIZE,
+            # LeRobot's own limits when it appends to a dataset (it starts new files past them).
+            "data_files_size_in_mb": 100,
+            "video_files_size_in_mb": 500,
             "fps": self.fps,
             "splits": {"train": f"0:{n}"},
             "data_path": DEFAULT_DATA_PATH,
