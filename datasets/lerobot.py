@@ -28,7 +28,6 @@ __all__ = [
     "LeRobotClipDataset",
     "list_lerobot_episodes",
     "resolve_mapping",
-    "decode_at_times",
 ]
 
 TIME_SOURCES = ("auto", "robot_timestamps", "control_rate")
@@ -37,7 +36,7 @@ TIME_SOURCES = ("auto", "robot_timestamps", "control_rate")
 def resolve_mapping(
     meta: LeRobotMeta, preset: str | None, mapping: LeRobotMapping | dict | None
 ) -> LeRobotMapping:
-    """The mapping to use: ``mapping`` if given, else ``PRESETS[preset]``, else DROID's when it fits."""
+    """``mapping`` if given, else ``PRESETS[preset or "droid"]``; checked against info.json's features."""
     if mapping is not None and preset is not None:
         raise ValueError("give either preset or mapping, not both")
     if isinstance(mapping, dict):
@@ -159,6 +158,7 @@ class LeRobotEpisode(Episode):
 
     @property
     def segment(self):
+        """This camera's :class:`VideoSegment` of the episode (error if meta/episodes has none)."""
         seg = self.record.videos.get(self.camera)
         if seg is None or self.video_path is None:
             raise DataError(

@@ -78,3 +78,21 @@ def test_even_shards_and_deterministic_clips(dataset):
     assert a["episode"] == b["episode"] and a["state_indices"].tolist() == b["state_indices"].tolist()
     with pytest.raises(ValueError, match="rank: expected 0 <= rank < world"):
         ShardedClipStream(dataset, rank=2, world=2)
+
+
+def test_training_loader_two_ranks_two_workers_once_per_epoch(dataset):
+    """`vjepa2-ac train`'s map-style loader: rank r takes slice r of each global batch of one
+    permutation per epoch, and a batch goes to one worker, so the same holds there."""
+    from vjepa2_ac.training.config import DataConfig
+    from vjepa2_ac.training.data import make_loader
+
+    cfg = DataConfig(batch_size=1, num_workers=2)
+    seen = Counter()
+    for rank in (0, 1):
+        loader = make_loader(dataset, cfg, seed=3, rank=rank, world=2, start_step=0)
+        for step in range(4):
+            batch = next(loader)
+            if step * 2 + rank < N:  # global position of this item: epoch 0 holds positions 0..N-1
+                seen[batch["episode"][0]] += 1
+        del loader
+    assert sorted(seen) == sorted(ep.path for ep in dataset.episodes) and set(seen.values()) == {1}
