@@ -32,6 +32,7 @@ CODECS = {
     "h264": ("libx264", {"crf": "18", "preset": "veryfast"}),
 }
 CHUNK_SIZE = 1000  # files per chunk directory, as LeRobot
+ROW_GROUP = 2048  # data rows per parquet row group
 
 # The state features of DROID's LeRobot port, which our collected episodes also use.
 DROID_FEATURES = {
@@ -226,7 +227,8 @@ class LeRobotWriter:
             chunk_index=self._file // CHUNK_SIZE, file_index=self._file % CHUNK_SIZE
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(arrays), path)
+        # Small row groups let a reader's filter on episode_index skip most of the file.
+        pq.write_table(pa.table(arrays), path, row_group_size=ROW_GROUP)
         self._rows = {}
 
     # -- finishing -------------------------------------------------------------------------------
