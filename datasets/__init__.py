@@ -7,7 +7,8 @@ Public API (see ``docs/data.md``):
   ``actions``, ``frame_indices``, ...), configured by :class:`ClipConfig`.
 * :func:`write_rlds_dataset`, :func:`raw_to_rlds` — RLDS (TFRecord) writer, no TensorFlow needed.
 * :class:`LeRobotClipDataset`, :func:`list_lerobot_episodes`, :class:`LeRobotMapping` — LeRobot v3.0
-  datasets (DROID's port via ``preset="droid"``, any robot via a mapping); :class:`LeRobotWriter`.
+  datasets (DROID's port via ``preset="droid"``, any robot via a mapping); :class:`LeRobotWriter`,
+  :func:`raw_to_lerobot`.
 * :class:`ShardedClipStream` — clips with episodes sharded across ranks and DataLoader workers.
 * :func:`check_dataset` — validate a raw, RLDS or LeRobot directory (``vjepa2-ac data check``).
 * :class:`DataError` — raised for bad episodes; names the episode and the problem.
@@ -42,6 +43,7 @@ __all__ = [
     "LeRobotMapping",
     "LeRobotWriter",
     "list_lerobot_episodes",
+    "raw_to_lerobot",
     "ShardedClipStream",
 ]
 
@@ -74,6 +76,7 @@ _LAZY = {
     "list_lerobot_episodes": "lerobot",
     "LeRobotMapping": "lerobot_mapping",
     "LeRobotWriter": "lerobot_writer",
+    "raw_to_lerobot": "lerobot_convert",
     "ShardedClipStream": "sharding",
 }
 
