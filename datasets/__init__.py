@@ -1,4 +1,4 @@
-"""DROID data for V-JEPA 2-AC: raw and RLDS readers, time-based clips, token alignment, writers.
+"""DROID (and other robots') data for V-JEPA 2-AC: raw, RLDS and LeRobot readers, time-based clips, writers.
 
 Public API (see ``docs/data.md``):
 
