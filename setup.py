@@ -38,6 +38,8 @@ setup(
         "mujoco>=3.2",
         "h5py>=3.10",
         "av>=12",
+        # LeRobot v3 datasets (parquet); the lerobot package itself is never needed.
+        "pyarrow>=14",
         "tensorflow-datasets>=4.9",
         "importlib_resources",
         "pillow>=10",

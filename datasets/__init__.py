@@ -1,4 +1,4 @@
-"""DROID data for V-JEPA 2-AC: raw and RLDS readers, time-based clips, token alignment, writers.
+"""DROID (and other robots') data for V-JEPA 2-AC: raw, RLDS and LeRobot readers, time-based clips, writers.
 
 Public API (see ``docs/data.md``):
 
@@ -6,7 +6,11 @@ Public API (see ``docs/data.md``):
 * :class:`RawDroidDataset`, :class:`RLDSDroidDataset` — torch datasets of clips (``video``, ``states``,
   ``actions``, ``frame_indices``, ...), configured by :class:`ClipConfig`.
 * :func:`write_rlds_dataset`, :func:`raw_to_rlds` — RLDS (TFRecord) writer, no TensorFlow needed.
-* :func:`check_dataset` — validate a raw or RLDS directory (``vjepa2-ac data check``).
+* :class:`LeRobotClipDataset`, :func:`list_lerobot_episodes`, :class:`LeRobotMapping` — LeRobot v3.0
+  datasets (DROID's port via ``preset="droid"``, any robot via a mapping); :class:`LeRobotWriter`,
+  :func:`raw_to_lerobot`.
+* :class:`ShardedClipStream` — clips with episodes sharded across ranks and DataLoader workers.
+* :func:`check_dataset` — validate a raw, RLDS or LeRobot directory (``vjepa2-ac data check``).
 * :class:`DataError` — raised for bad episodes; names the episode and the problem.
 
 Heavy optional modules (``tensorflow_datasets``) are imported only when RLDS is used.
@@ -34,6 +38,13 @@ __all__ = [
     "write_rlds_dataset",
     "raw_to_rlds",
     "check_dataset",
+    "LeRobotClipDataset",
+    "LeRobotEpisode",
+    "LeRobotMapping",
+    "LeRobotWriter",
+    "list_lerobot_episodes",
+    "raw_to_lerobot",
+    "ShardedClipStream",
 ]
 
 # Everything is imported on first use: `vjepa2-ac data check` and the writer then never import torch
@@ -60,6 +71,13 @@ _LAZY = {
     "write_rlds_dataset": "rlds",
     "raw_to_rlds": "rlds",
     "check_dataset": "check",
+    "LeRobotClipDataset": "lerobot",
+    "LeRobotEpisode": "lerobot",
+    "list_lerobot_episodes": "lerobot",
+    "LeRobotMapping": "lerobot_mapping",
+    "LeRobotWriter": "lerobot_writer",
+    "raw_to_lerobot": "lerobot_convert",
+    "ShardedClipStream": "sharding",
 }
 
 

@@ -1,10 +1,12 @@
-"""``vjepa2-ac bench video``: raw-DROID clip loading throughput (clips/s).
+"""``vjepa2-ac bench video``: DROID clip loading throughput (clips/s) of the raw, RLDS and LeRobot readers.
 
 Writes synthetic DROID-like episodes (15 Hz, H.264, keyframe every 15 frames) at 180×320 (RLDS size)
-and 720×1280 (raw DROID HD), then loads clips through :class:`RawDroidDataset` (8 frames at 4 fps,
-DROID crop, resized to 256, ImageNet-normalised) with 0 and 2 DataLoader workers. Baseline in the same
-run: a naive loader that decodes the video from its first frame up to the clip's last frame (no seek),
-as a plain "iterate the container" PyAV reader does.
+and 720×1280 (raw DROID HD), converts them to RLDS (JPEG 95) and to LeRobot v3 (AV1, keyframe every 2
+frames, all episodes in one MP4, as LeRobot writes), then loads clips through :class:`RawDroidDataset`,
+:class:`RLDSDroidDataset` and :class:`LeRobotClipDataset` (8 frames at 4 fps, DROID crop, resized to
+256, ImageNet-normalised) with 0 and 2 DataLoader workers. Baseline in the same run: a naive loader
+that decodes the raw video from its first frame up to the clip's last frame (no seek), as a plain
+"iterate the container" PyAV reader does.
 
 The default run takes about 1-2 minutes on 2 idle cores. Wall-clock clips/s depend on the machine's
 load; the CPU time per clip (without workers) is printed too, as it depends much less on other processes.
@@ -38,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-baseline", action="store_true", help="skip the naive decode-from-start baseline"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--formats", default="raw,rlds,lerobot", help="comma-separated readers: raw, rlds, lerobot"
+    )
 
 
 def _frames(t: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -83,10 +88,14 @@ def _time_loader(ds, workers: int, clips: int) -> tuple[float, float | None]:
     from torch.utils.data import DataLoader, RandomSampler
 
     g = torch.Generator().manual_seed(0)
-    sampler = RandomSampler(ds, replacement=True, num_samples=clips + 1 + workers, generator=g)
+    # Warm-up: worker start-up, first opens, and the clips the workers prefetch meanwhile (2 each);
+    # timing from a full prefetch queue would count those clips as free.
+    warm = 1 + 2 * workers
+    sampler = RandomSampler(ds, replacement=True, num_samples=clips + warm + 2 * workers, generator=g)
     loader = DataLoader(ds, batch_size=1, sampler=sampler, num_workers=workers, persistent_workers=False)
     it = iter(loader)
-    next(it)  # warm-up: worker start-up and first open
+    for _ in range(warm):
+        next(it)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(clips):
         next(it)
@@ -118,11 +127,37 @@ def _naive_rate(ds, clips: int) -> tuple[float, float]:
     return clips / (time.perf_counter() - start), (time.process_time() - cpu) / clips
 
 
+def _format_dataset(fmt: str, res_dir: Path, image_size: int):
+    """The clip dataset of ``fmt`` over the raw episodes in ``res_dir`` (converted once, next to it)."""
+    from vjepa2_ac.datasets.dataset import RawDroidDataset, RLDSDroidDataset
+
+    if fmt == "raw":
+        return RawDroidDataset(res_dir, image_size=image_size), "RawDroidDataset (seek)"
+    out = res_dir.parent / f"{res_dir.name}-{fmt}"
+    if fmt == "rlds":
+        from vjepa2_ac.datasets.rlds import raw_to_rlds
+
+        if not out.exists():
+            raw_to_rlds(res_dir, out)
+        return RLDSDroidDataset(out, image_size=image_size), "RLDSDroidDataset (JPEG)"
+    from vjepa2_ac.datasets.lerobot import LeRobotClipDataset
+    from vjepa2_ac.datasets.lerobot_convert import raw_to_lerobot
+
+    if not out.exists():
+        raw_to_lerobot(res_dir, out)
+    return LeRobotClipDataset(out, image_size=image_size), "LeRobotClipDataset (AV1)"
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from vjepa2_ac.datasets.dataset import RawDroidDataset
 
+    formats = [f for f in args.formats.split(",") if f]
+    unknown = sorted(set(formats) - {"raw", "rlds", "lerobot"})
+    if unknown:
+        print(f"vjepa2-ac bench video: --formats: unknown reader(s) {unknown}; expected raw, rlds, lerobot")
+        return 2
     resolutions = [tuple(int(v) for v in r.lower().split("x")) for r in args.resolutions.split(",") if r]
     workers = [int(w) for w in args.workers.split(",") if w]
     tmp = None
@@ -154,18 +189,20 @@ def run(args: argparse.Namespace) -> int:
                     }
                 )
                 print(f"  naive decode-from-start, 0 workers: {rate:.2f} clips/s", flush=True)
-            for nw in workers:
-                rate, cpu = _time_loader(ds, nw, args.clips)
-                rows.append(
-                    {
-                        "resolution": f"{h}x{w}",
-                        "loader": "RawDroidDataset (seek)",
-                        "workers": nw,
-                        "clips_per_s": rate,
-                        "cpu_s_per_clip": cpu,
-                    }
-                )
-                print(f"  RawDroidDataset (seek), {nw} workers: {rate:.2f} clips/s", flush=True)
+            for fmt in formats:
+                fds, loader = _format_dataset(fmt, res_dir, args.image_size)
+                for nw in workers:
+                    rate, cpu = _time_loader(fds, nw, args.clips)
+                    rows.append(
+                        {
+                            "resolution": f"{h}x{w}",
+                            "loader": loader,
+                            "workers": nw,
+                            "clips_per_s": rate,
+                            "cpu_s_per_clip": cpu,
+                        }
+                    )
+                    print(f"  {loader}, {nw} workers: {rate:.2f} clips/s", flush=True)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -173,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     load = os.getloadavg()[0]
     print(
-        f"raw-DROID clip loading ({clip}; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
+        f"DROID clip loading ({clip}; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, "
         f"load average {load:.1f} during the run)"
     )
     print("| resolution | loader | workers | clips/s (wall) | CPU ms per clip |")

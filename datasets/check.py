@@ -1,4 +1,4 @@
-"""Validate every episode of a raw or RLDS DROID directory (``vjepa2-ac data check``)."""
+"""Validate every episode of a raw DROID, RLDS or LeRobot directory (``vjepa2-ac data check``)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ __all__ = ["check_dataset", "detect_format"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """``"rlds"`` if ``path`` holds a TFDS ``dataset_info.json`` (up to two levels down), else ``"raw"``."""
+    """``"lerobot"`` if ``path`` holds ``meta/info.json``, ``"rlds"`` if it holds a TFDS
+    ``dataset_info.json`` (up to two levels down), else ``"raw"``."""
     p = Path(path)
     if not p.exists():
         raise DataError(p, "no such file or directory")
+    if (p / "meta" / "info.json").is_file():
+        return "lerobot"
     if p.is_dir() and (
         (p / "dataset_info.json").is_file()
         or any(p.glob("*/dataset_info.json"))
@@ -49,14 +52,18 @@ def check_dataset(
         episodes having it), ``frame_sizes`` ("HxW" -> count), ``warnings``.
     """
     fmt = detect_format(path)
-    if fmt == "raw":
+    if fmt == "lerobot":
+        from vjepa2_ac.datasets.lerobot_check import lerobot_items
+
+        items, checker = lerobot_items(path)
+    elif fmt == "raw":
         from vjepa2_ac.datasets.raw import list_raw_episodes
 
-        items = [(str(p), p) for p in list_raw_episodes(path)]
+        items, checker = [(str(p), p) for p in list_raw_episodes(path)], _check_raw
     else:
         from vjepa2_ac.datasets.rlds import list_rlds_episodes
 
-        items = [(ep.path, ep) for ep in list_rlds_episodes(path, split)]
+        items, checker = [(ep.path, ep) for ep in list_rlds_episodes(path, split)], _check_rlds
     report: dict = {
         "format": fmt,
         "path": str(path),
@@ -72,7 +79,6 @@ def check_dataset(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                checker = _check_raw if fmt == "raw" else _check_rlds
                 duration, cams = checker(item, frame_count_tolerance)
                 if clip_seconds is not None and duration + 1e-9 < clip_seconds:
                     raise DataError(name, f"too short: {duration:.2f} s, a clip needs {clip_seconds:.2f} s")

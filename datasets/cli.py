@@ -1,8 +1,8 @@
 """``vjepa2-ac data``: dataset tools.
 
-``vjepa2-ac data check DIR [--json FILE]`` validates every episode of a raw or RLDS DROID directory,
-prints episode count, total duration, cameras and each bad episode with its problem, and exits 1 when
-any episode is bad (2 when DIR is not a dataset at all).
+``vjepa2-ac data check DIR [--json FILE]`` validates every episode of a raw DROID, RLDS or LeRobot v3
+directory, prints episode count, total duration, cameras and each bad episode with its problem, and
+exits 1 when any episode is bad (2 when DIR is not a dataset at all).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    p = sub.add_parser("check", help="validate every episode of a raw or RLDS DROID directory")
-    p.add_argument("path", metavar="DIR", help="raw DROID tree, episode-list file, or RLDS dataset directory")
+    p = sub.add_parser("check", help="validate every episode of a raw DROID, RLDS or LeRobot directory")
+    p.add_argument(
+        "path", metavar="DIR", help="raw DROID tree, episode-list file, RLDS or LeRobot dataset directory"
+    )
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--frames", type=int, default=8, help="clip frames an episode must hold (default 8)")
     p.add_argument(

@@ -19,6 +19,7 @@ from vjepa2_ac.datasets.errors import DataError
 __all__ = ["clip_offsets", "nearest_indices", "valid_starts", "DEFAULT_TOLERANCE_S"]
 
 DEFAULT_TOLERANCE_S = 0.04
+TIE_S = 1e-5  # float32 resolution of a timestamp near 2 minutes is ~8e-6 s
 
 
 def clip_offsets(num_frames: int, fps: float) -> np.ndarray:
@@ -48,7 +49,9 @@ def nearest_indices(
     q = np.asarray(times, dtype=np.float64)
     right = np.clip(np.searchsorted(ts, q), 1, len(ts) - 1) if len(ts) > 1 else np.zeros(len(q), np.int64)
     left = np.maximum(right - 1, 0)
-    choose_left = np.abs(q - ts[left]) <= np.abs(ts[right] - q)
+    # Ties go to the earlier step. "Tie" allows TIE_S of rounding: the same times stored as float32
+    # (LeRobot) or as integer nanoseconds (raw DROID) must pick the same steps.
+    choose_left = np.abs(q - ts[left]) <= np.abs(ts[right] - q) + TIE_S
     idx = np.where(choose_left, left, right).astype(np.int64)
     err = np.abs(ts[idx] - q)
     if (err > tolerance_s + 1e-9).any():

@@ -328,7 +328,7 @@ def _write_json(path: Path, obj) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="reach or push")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes (indices 0..N-1)")
-    parser.add_argument("--out", required=True, help="output directory (raw DROID layout)")
+    parser.add_argument("--out", required=True, help="output directory (raw DROID layout or LeRobot dataset)")
     parser.add_argument("--policy", default="mixed", help="random, expert or mixed (default: mixed)")
     parser.add_argument("--image-size", type=int, default=64, help="square image side in pixels (default 64)")
     parser.add_argument(
@@ -355,6 +355,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument(
+        "--format", default="raw", choices=("raw", "lerobot"), help="raw DROID layout or a LeRobot v3 dataset"
+    )
+    parser.add_argument(
         "--mp-context", default="spawn", help="spawn or forkserver (never fork: it hangs after GL)"
     )
 
@@ -372,7 +375,14 @@ def run(args: argparse.Namespace) -> int:
             push_start=args.push_start,
             lossless_video=not args.lossy_video,
         )
-        summary = collect(cfg, args.out, args.episodes, workers=args.workers, mp_context=args.mp_context)
+        if args.format == "lerobot":
+            from vjepa2_ac.envs.collect_lerobot import collect_lerobot
+
+            summary = collect_lerobot(
+                cfg, args.out, args.episodes, workers=args.workers, mp_context=args.mp_context
+            )
+        else:
+            summary = collect(cfg, args.out, args.episodes, workers=args.workers, mp_context=args.mp_context)
     except ValueError as exc:
         print(f"vjepa2-ac collect: {exc}", file=sys.stderr)
         return 2

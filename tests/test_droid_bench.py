@@ -34,6 +34,12 @@ def test_bench_video_tiny_run_writes_table_and_json(tmp_path, capsys):
     assert bench.run(args) == 0
     out = capsys.readouterr().out
     assert "| 48x64 | RawDroidDataset (seek) | 0 |" in out and "naive decode-from-start" in out
+    assert "| 48x64 | LeRobotClipDataset (AV1) | 0 |" in out
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert [r["loader"] for r in rows] == ["naive decode-from-start", "RawDroidDataset (seek)"]
+    assert [r["loader"] for r in rows] == [
+        "naive decode-from-start",
+        "RawDroidDataset (seek)",
+        "RLDSDroidDataset (JPEG)",
+        "LeRobotClipDataset (AV1)",
+    ]
     assert all(r["clips_per_s"] > 0 for r in rows)

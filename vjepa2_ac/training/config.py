@@ -175,10 +175,10 @@ class MaskBlockConfig:
 class DataConfig:
     """Where clips come from and how they are cut."""
 
-    format: str = "raw"  # raw | rlds
+    format: str = "raw"  # raw | rlds | lerobot
     paths: list[str] = field(
         default_factory=list
-    )  # episode dirs, roots or list files (raw); dataset dirs (rlds)
+    )  # episode dirs, roots or list files (raw); dataset dirs (rlds, lerobot)
     frames_per_clip: int = 8
     fps: float = 4.0
     camera: str = "left"  # left | right | wrist (metadata key <role>_mp4_path), or a camera serial
@@ -186,13 +186,23 @@ class DataConfig:
     batch_size: int = 8  # per process
     num_workers: int = 0
     reader_kwargs: dict[str, Any] = field(default_factory=dict)  # extra reader arguments, passed through
+    # lerobot only: {} or {preset: droid} for DROID's port, else LeRobotMapping fields (position,
+    # orientation, orientation_format, gripper, gripper_range, camera) of another robot.
+    lerobot: dict[str, Any] = field(default_factory=dict)
     # Stage 2 only: encode every clip once with the frozen encoder and train the predictor on the cache.
     cache_embeddings: bool = False
     cache_passes: int = 1  # clips drawn per episode into the cache
 
     def __post_init__(self) -> None:
-        if self.format not in ("raw", "rlds"):
-            _fail("format", f"expected 'raw' or 'rlds', got {self.format!r}")
+        if self.format not in ("raw", "rlds", "lerobot"):
+            _fail("format", f"expected 'raw', 'rlds' or 'lerobot', got {self.format!r}")
+        if self.lerobot:
+            from vjepa2_ac.datasets.lerobot_mapping import mapping_from_options
+
+            try:
+                mapping_from_options(self.lerobot)
+            except (TypeError, ValueError) as e:
+                _fail("lerobot", str(e))
         _positive(self, "", ["frames_per_clip", "fps", "batch_size", "cache_passes"])
         if self.num_workers < 0:
             _fail("num_workers", f"must be >= 0, got {self.num_workers}")

@@ -146,6 +146,17 @@ def build_dataset(
             # Each path may be a root, a list file or an episode directory.
             episodes = [str(e) for p in cfg.paths for e in ds_mod.list_raw_episodes(str(p))]
             dataset = ds_mod.RawDroidDataset(episodes, camera=camera, **kwargs)
+        elif cfg.format == "lerobot":
+            from vjepa2_ac.datasets.lerobot import LeRobotClipDataset
+            from vjepa2_ac.datasets.lerobot_mapping import mapping_from_options
+
+            preset, mapping = mapping_from_options(cfg.lerobot)
+            # A role (left/right/wrist) picks the preset's camera; "left", the default, the mapping's own.
+            cam = cfg.camera
+            if mapping is not None and cam in ("left", "right", "wrist"):
+                cam = None if cam == "left" else cam
+            paths = [str(p) for p in cfg.paths]
+            dataset = LeRobotClipDataset(paths, cam, preset=preset, mapping=mapping, **kwargs)
         else:
             source = [str(p) for p in cfg.paths] if len(cfg.paths) > 1 else str(cfg.paths[0])
             dataset = ds_mod.RLDSDroidDataset(source, camera=camera, **kwargs)

@@ -112,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"vjepa2-ac train: {e}", file=sys.stderr)
         return 2
-    train(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    from vjepa2_ac.datasets.errors import DataError
+
+    try:
+        train(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    except DataError as e:  # bad data (a path, a missing feature, a broken episode): one line, no traceback
+        print(f"vjepa2-ac train: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
