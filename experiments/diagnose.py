@@ -165,67 +165,67 @@ class BlockProbe:
         return {"rmse_m": np.sqrt((err**2).mean(0)).tolist(), "r2": r2.tolist(), "samples": len(y)}
 
 
-def _empty_stats() -> dict:
-    nan = float("nan")
-    return {k: nan for k in ("forward_true_m", "forward_pred_m", "sideways_true_m", "sideways_pred_m")} | {
-        "forward_corr": None,
-        "sideways_corr": None,
-    }
-
-
 @torch.no_grad()
-def one_step_fit(model, episodes: list[PushSteps], probe: BlockProbe, min_motion: float = 0.01) -> dict:
-    """Predicted vs true block motion of every token transition in which the block moves (see module)."""
-    true, pred, enc, direction = [], [], [], []
-    for ep in episodes:
-        now = probe(ep.z[:-1])  # [S-1, 2]
-        z_next, _ = model.rollout(ep.z[:-1, None], ep.states[:-1, None], ep.actions[:, None])  # [S-1,1,N,D]
-        pred.append(probe(z_next[:, 0]) - now)
-        enc.append(probe(ep.z[1:]) - now)
-        true.append(ep.block[1:] - ep.block[:-1])
-        direction.append(ep.actions[:, :2].double().numpy())
-    true, pred, enc, direction = (np.concatenate(a) for a in (true, pred, enc, direction))
-    keep = (np.linalg.norm(true, axis=-1) > min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
-    if not keep.any():
-        raise ValueError(f"--min-motion: no transition in which the block moves more than {min_motion} m")
-    rows = [
-        {"source": "predictor, one step"} | motion_stats(true[keep], pred[keep], direction[keep]),
-        {"source": "encoded next step"} | motion_stats(true[keep], enc[keep], direction[keep]),
-    ]
-    return {"transitions": int(keep.sum()), "of_transitions": len(keep), "rows": rows}
+def block_spans(model, episodes: list[PushSteps], probe: BlockProbe, horizon: int) -> dict[int, tuple]:
+    """The block's xy displacement after ``k = 1..horizon`` token steps from every step that has
+    ``horizon`` executed actions after it: ``{k: (true, predicted, encoded, direction)}``, each ``[M, 2]``.
 
-
-@torch.no_grad()
-def rollout_fit(
-    model, episodes: list[PushSteps], probe: BlockProbe, horizon: int = 4, min_motion: float = 0.01
-) -> dict:
-    """Block displacement after 1..``horizon`` steps of the predictor's rollout from every step that has
-    ``horizon`` executed actions after it, against the truth (``motion_stats`` along the summed action)."""
-    longest = max(len(ep.actions) for ep in episodes)
-    if not 1 <= horizon <= longest:
-        raise ValueError(
-            f"--horizon must be in 1..{longest} (the longest episode's transitions), got {horizon}"
-        )
-    spans = {k: ([], [], [], []) for k in range(1, horizon + 1)}  # true, pred, encoded, direction
+    ``predicted`` probes the predictor's own rollout of the executed actions (from the encoded start step
+    alone, as ``plan`` runs), ``encoded`` the true step ``k`` later; ``direction`` is the summed action xy.
+    """
+    parts = {k: ([], [], [], []) for k in range(1, horizon + 1)}
     for ep in episodes:
         starts = len(ep.actions) - horizon + 1
         if starts < 1:
             continue
         acts = torch.stack([ep.actions[j : j + horizon] for j in range(starts)])  # [B, H, 7]
         z_pred, _ = model.rollout(ep.z[:starts, None], ep.states[:starts, None], acts)  # [B, H, N, D]
-        now = probe(ep.z[:starts])[:, None]  # [B, 1, 2]
-        pred = probe(z_pred) - now  # [B, H, 2]
-        for k, (true, p, e, d) in spans.items():
+        now = probe(ep.z[:starts])  # [B, 2]
+        pred = probe(z_pred) - now[:, None]  # [B, H, 2]
+        for k, (true, p, e, d) in parts.items():
             true.append(ep.block[k : k + starts] - ep.block[:starts])
             p.append(pred[:, k - 1])
-            e.append(probe(ep.z[k : k + starts]) - now[:, 0])  # the true step k later, encoded
+            e.append(probe(ep.z[k : k + starts]) - now)
             d.append(acts[:, :k, :2].sum(1).double().numpy())
+    if not parts[1][0]:
+        longest = max(len(ep.actions) for ep in episodes)
+        raise ValueError(f"--horizon {horizon}: the longest evaluation episode has {longest} transitions")
+    return {k: tuple(np.concatenate(a) for a in v) for k, v in parts.items()}
+
+
+def _moving(true: np.ndarray, direction: np.ndarray, min_motion: float) -> np.ndarray:
+    """Spans in which the block moves more than ``min_motion`` and the action has an xy direction."""
+    return (np.linalg.norm(true, axis=-1) > min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
+
+
+def one_step_fit(model, episodes: list[PushSteps], probe: BlockProbe, min_motion: float = 0.01) -> dict:
+    """Table 1: predicted and encoded vs true block motion over one token step (see the module docstring)."""
+    true, pred, enc, direction = block_spans(model, episodes, probe, 1)[1]
+    keep = _moving(true, direction, min_motion)
+    if not keep.any():
+        raise ValueError(f"--min-motion: no transition in which the block moves more than {min_motion} m")
+    t, d = true[keep], direction[keep]
+    rows = [
+        {"source": "predictor, one step"} | motion_stats(t, pred[keep], d),
+        {"source": "encoded next step"} | motion_stats(t, enc[keep], d),
+    ]
+    return {"transitions": int(keep.sum()), "of_transitions": len(keep), "rows": rows}
+
+
+def rollout_fit(
+    model, episodes: list[PushSteps], probe: BlockProbe, horizon: int = 4, min_motion: float = 0.01
+) -> dict:
+    """Table 2: displacement after 1..``horizon`` rollout steps where the block moves ``k * min_motion``."""
+    if horizon < 1:
+        raise ValueError(f"--horizon must be >= 1, got {horizon}")
     rows = []
-    for k, parts in spans.items():
-        true, pred, enc, direction = (np.concatenate(a) for a in parts)
-        keep = (np.linalg.norm(true, axis=-1) > k * min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
+    for k, (true, pred, enc, direction) in block_spans(model, episodes, probe, horizon).items():
+        keep = _moving(true, direction, k * min_motion)
         if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
-            rows.append({"steps": k, "spans": 0} | _empty_stats() | {"forward_encoded_m": float("nan")})
+            nan = float("nan")
+            empty = {"forward_true_m": nan, "forward_pred_m": nan, "forward_corr": None}
+            empty |= {"sideways_true_m": nan, "sideways_pred_m": nan, "sideways_corr": None}
+            rows.append({"steps": k, "spans": 0} | empty | {"forward_encoded_m": nan})
             continue
         stats = motion_stats(true[keep], pred[keep], direction[keep])
         ceiling = motion_stats(true[keep], enc[keep], direction[keep])["forward_pred_m"]
