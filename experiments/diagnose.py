@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,7 +371,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"vjepa2-ac diagnose: --ridge must be > 0, got {args.ridge}")
     out = Path(args.out)
     try:
-        model = load_world_model(resolve_checkpoint(args.checkpoint))
+        path = resolve_checkpoint(args.checkpoint)
+        try:
+            model = load_world_model(path)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as e:  # not a torch file at all
+            raise ValueError(f"--checkpoint {path}: not a loadable world model checkpoint: {e}") from None
         result = diagnose(model, _episode_dirs(args, model, out), args)
     except (PlanError, ValueError, FileNotFoundError) as e:  # DataError is a ValueError
         raise SystemExit(f"vjepa2-ac diagnose: {e}") from None
