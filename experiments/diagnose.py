@@ -130,38 +130,75 @@ def load_push_steps(model, path: Path, camera: str = "left_mp4_path") -> PushSte
     )
 
 
-def token_mean(z: torch.Tensor) -> np.ndarray:
-    """Probe features: the mean over tokens, ``z[..., N, D] -> float64 [..., D]``."""
-    return z.float().mean(dim=-2).double().numpy()
+PROBE_FEATURES = ("tokens", "mean")
+RIDGE_GRID = tuple(10.0**e for e in range(-4, 3))  # relative penalties tried by cross-validation
+
+
+def probe_features(z: torch.Tensor, kind: str = "tokens") -> np.ndarray:
+    """Probe inputs of embeddings ``z[..., N, D]``: float64 ``[..., N*D]`` (``tokens``: every token, so
+    the probe may weigh image regions) or ``[..., D]`` (``mean``: the token mean)."""
+    z = z.float()
+    return (z.flatten(-2) if kind == "tokens" else z.mean(dim=-2)).double().numpy()
+
+
+def ridge_solutions(x: np.ndarray, y: np.ndarray, ridges) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Closed-form ridge fits ``(weight[F, 2], bias[2])`` of ``y[M, 2]`` on ``x[M, F]``, one per relative
+    penalty, from one SVD of the centred features (cheap when ``F >> M``). A penalty is relative to the
+    features' mean sum of squares, so it does not depend on their scale; the bias is not penalised."""
+    mx, my = x.mean(0), y.mean(0)
+    u, sv, vt = np.linalg.svd(x - mx, full_matrices=False)  # [M, r], [r], [r, F]
+    uty = u.T @ (y - my)  # [r, 2]
+    scale = (sv**2).sum() / x.shape[1] + 1e-12
+    fits = []
+    for r in ridges:
+        weight = vt.T @ ((sv / (sv**2 + r * scale))[:, None] * uty)
+        fits.append((weight, my - mx @ weight))
+    return fits
 
 
 @dataclass
 class BlockProbe:
-    """Linear read-out ``xy = x @ weight + bias`` of the block's xy from token-mean features ``x[..., D]``."""
+    """Linear read-out of the block's xy from embeddings (see :func:`probe_features`)."""
 
-    weight: np.ndarray  # [D, 2]
+    features: str
+    ridge: float
+    weight: np.ndarray  # [F, 2]
     bias: np.ndarray  # [2]
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> BlockProbe:
-        """Closed-form ridge regression of ``y[M, 2]`` on ``x[M, D]``; the penalty is ``ridge`` times the
-        features' mean variance per dimension (scale-free), the intercept is not penalised."""
-        if len(x) < 2:
-            raise ValueError(f"the block probe needs at least 2 samples to fit, got {len(x)}")
-        mx, my = x.mean(0), y.mean(0)
-        xc = x - mx
-        gram = xc.T @ xc  # [D, D]
-        lam = ridge * np.trace(gram) / gram.shape[0] + 1e-12
-        weight = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), xc.T @ (y - my))
-        return cls(weight, my - mx @ weight)
+    def fit(cls, zs: list[torch.Tensor], blocks: list[np.ndarray], features: str = "tokens", ridge=None):
+        """Fits on episodes ``zs[i][S_i, N, D]`` -> ``blocks[i][S_i, 2]``. ``ridge=None`` picks the penalty
+        from :data:`RIDGE_GRID` by cross-validation over whole episodes (up to 5 folds)."""
+        xs = [probe_features(z, features) for z in zs]
+        if ridge is None:
+            folds = min(5, len(xs))
+            if folds < 2:
+                raise ValueError("--ridge: choosing it by cross-validation needs >= 2 fit episodes")
+            sse = np.zeros(len(RIDGE_GRID))
+            for f in range(folds):
+                train = [i for i in range(len(xs)) if i % folds != f]
+                val = [i for i in range(len(xs)) if i % folds == f]
+                x_val, y_val = np.concatenate([xs[i] for i in val]), np.concatenate([blocks[i] for i in val])
+                fits = ridge_solutions(
+                    np.concatenate([xs[i] for i in train]),
+                    np.concatenate([blocks[i] for i in train]),
+                    RIDGE_GRID,
+                )
+                sse += [((x_val @ w + b - y_val) ** 2).sum() for w, b in fits]
+            ridge = RIDGE_GRID[int(np.argmin(sse))]
+        if sum(len(x) for x in xs) < 2:
+            raise ValueError("the block probe needs at least 2 samples to fit")
+        ((weight, bias),) = ridge_solutions(np.concatenate(xs), np.concatenate(blocks), [ridge])
+        return cls(features, float(ridge), weight, bias)
 
     def __call__(self, z: torch.Tensor) -> np.ndarray:
         """Block xy ``[..., 2]`` read from embeddings ``z[..., N, D]``."""
-        return token_mean(z) @ self.weight + self.bias
+        return probe_features(z, self.features) @ self.weight + self.bias
 
-    def score(self, x: np.ndarray, y: np.ndarray) -> dict:
-        """Held-out quality: RMSE (m) and R^2 per axis."""
-        err = x @ self.weight + self.bias - y
+    def score(self, zs: list[torch.Tensor], blocks: list[np.ndarray]) -> dict:
+        """Quality on (held-out) episodes: RMSE (m) and R^2 per axis."""
+        y = np.concatenate(blocks)
+        err = np.concatenate([self(z) for z in zs]) - y
         r2 = 1 - (err**2).sum(0) / ((y - y.mean(0)) ** 2).sum(0).clip(1e-12)
         return {"rmse_m": np.sqrt((err**2).mean(0)).tolist(), "r2": r2.tolist(), "samples": len(y)}
 
@@ -243,7 +280,8 @@ def table_markdown(result: dict) -> str:
 
     probe, one = result["probe"], result["one_step"]
     lines = [
-        f"Block probe (ridge on token-mean embeddings): fitted on {result['fit_episodes']} episodes, "
+        f"Block probe (ridge {probe['ridge']:g} on {probe['features']}): fitted on {result['fit_episodes']} "
+        "episodes, "
         f"held-out RMSE x/y {cm(probe['rmse_m'][0])} / {cm(probe['rmse_m'][1])}, "
         f"R² {c(probe['r2'][0])} / {c(probe['r2'][1])} over {probe['samples']} steps of "
         f"{result['eval_episodes']} evaluation episodes.",
@@ -301,7 +339,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", default="left_mp4_path", help="camera metadata key or serial")
     parser.add_argument("--min-motion", type=float, default=0.01, help="block motion threshold per step (m)")
     parser.add_argument("--horizon", type=int, default=4, help="rollout token steps (0: skip that table)")
-    parser.add_argument("--ridge", type=float, default=1e-3, help="relative ridge penalty of the block probe")
+    parser.add_argument(
+        "--probe-features",
+        default="tokens",
+        choices=PROBE_FEATURES,
+        help="block probe input (default tokens)",
+    )
+    parser.add_argument(
+        "--ridge", type=float, default=None, help="relative ridge penalty of the block probe (default: by CV)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-progress", action="store_true")
@@ -342,15 +388,14 @@ def diagnose(model, dirs: list[Path], args) -> dict:
     ]
     n_fit = len(episodes) // 2
     fit, held = episodes[:n_fit], episodes[n_fit:]
-    features = lambda eps: np.concatenate([token_mean(ep.z) for ep in eps])  # noqa: E731
-    blocks = lambda eps: np.concatenate([ep.block for ep in eps])  # noqa: E731
-    probe = BlockProbe.fit(features(fit), blocks(fit), args.ridge)
+    probe = BlockProbe.fit([e.z for e in fit], [e.block for e in fit], args.probe_features, args.ridge)
     result = {
         "frames_per_step": model.frames_per_step,
         "fit_episodes": n_fit,
         "eval_episodes": len(held),
         "min_motion_m": args.min_motion,
-        "probe": probe.score(features(held), blocks(held)) | {"ridge": args.ridge},
+        "probe": {"features": probe.features, "ridge": probe.ridge, "ridge_by_cv": args.ridge is None}
+        | probe.score([e.z for e in held], [e.block for e in held]),
         "one_step": one_step_fit(model, held, probe, args.min_motion),
     }
     if args.horizon:
@@ -367,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"vjepa2-ac diagnose: --horizon must be >= 0, got {args.horizon}")
     if args.min_motion < 0:
         raise SystemExit(f"vjepa2-ac diagnose: --min-motion must be >= 0 metres, got {args.min_motion}")
-    if args.ridge <= 0:
+    if args.ridge is not None and args.ridge <= 0:
         raise SystemExit(f"vjepa2-ac diagnose: --ridge must be > 0, got {args.ridge}")
     out = Path(args.out)
     try:

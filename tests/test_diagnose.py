@@ -62,22 +62,36 @@ def test_motion_stats_splits_along_and_across_the_action():
     assert motion_stats(true[:2], true[:2], direction[:2])["forward_corr"] is None
 
 
-def test_block_probe_recovers_a_linear_read_out_from_token_means():
+def test_ridge_solutions_solve_the_normal_equations():
+    rng = np.random.default_rng(2)
+    for m, f in ((50, 8), (20, 64)):  # more samples than features, and fewer
+        x, y = rng.normal(size=(m, f)), rng.normal(size=(m, 2))
+        ((w, b),) = diag.ridge_solutions(x, y, [0.5])
+        xc = x - x.mean(0)
+        lam = 0.5 * (xc**2).sum() / f
+        np.testing.assert_allclose(w, np.linalg.solve(xc.T @ xc + lam * np.eye(f), xc.T @ (y - y.mean(0))))
+        np.testing.assert_allclose(b, y.mean(0) - x.mean(0) @ w)
+
+
+def test_block_probe_reads_a_linear_position_and_picks_its_penalty():
     rng = np.random.default_rng(1)
-    d, n = 16, 4
-    w_true = rng.normal(size=(d, 2))
-    z = torch.from_numpy(rng.normal(size=(300, n, d)))  # [M, N, D]
-    y = diag.token_mean(z) @ w_true + np.array([0.5, -0.1])  # block xy is linear in the token mean
-    probe = BlockProbe.fit(diag.token_mean(z[:200]), y[:200], ridge=1e-6)
-    np.testing.assert_allclose(probe.weight, w_true, atol=1e-3)
-    np.testing.assert_allclose(probe(z[200:]), y[200:], atol=1e-3)
-    score = probe.score(diag.token_mean(z[200:]), y[200:])
-    assert score["samples"] == 100 and min(score["r2"]) > 0.999 and max(score["rmse_m"]) < 1e-3
-    # A strong penalty shrinks the read-out towards the mean: held-out R^2 drops.
-    shrunk = BlockProbe.fit(diag.token_mean(z[:200]), y[:200], ridge=10.0)
-    assert max(shrunk.score(diag.token_mean(z[200:]), y[200:])["r2"]) < 0.5
-    with pytest.raises(ValueError, match="at least 2 samples"):
-        BlockProbe.fit(diag.token_mean(z[:1]), y[:1])
+    n, d = 4, 8
+    zs = [torch.from_numpy(rng.normal(size=(10, n, d))) for _ in range(30)]  # 30 episodes [S, N, D]
+    w_true = rng.normal(size=(n * d, 2))
+    blocks = [diag.probe_features(z) @ w_true + [0.5, -0.1] for z in zs]  # linear in the tokens
+    probe = BlockProbe.fit(zs[:20], blocks[:20])
+    assert probe.features == "tokens" and probe.ridge == min(diag.RIDGE_GRID)  # noiseless: least penalty
+    np.testing.assert_allclose(probe(zs[25]), blocks[25], atol=2e-3)
+    score = probe.score(zs[20:], blocks[20:])
+    assert score["samples"] == 100 and min(score["r2"]) > 0.999 and max(score["rmse_m"]) < 2e-3
+    # The token mean cannot see which token carries what: it explains little of this target.
+    assert max(BlockProbe.fit(zs[:20], blocks[:20], "mean").score(zs[20:], blocks[20:])["r2"]) < 0.5
+    # Targets unrelated to the embeddings: cross-validation picks the strongest penalty (the mean).
+    noise = [rng.normal(size=(10, 2)) for _ in range(30)]
+    assert BlockProbe.fit(zs[:20], noise[:20]).ridge == max(diag.RIDGE_GRID)
+    assert BlockProbe.fit(zs[:20], noise[:20], ridge=0.3).ridge == 0.3
+    with pytest.raises(ValueError, match="cross-validation needs >= 2 fit episodes"):
+        BlockProbe.fit(zs[:1], blocks[:1])
 
 
 def test_token_steps_follow_strategy_a_tubelets(setup):
@@ -137,8 +151,7 @@ class _Copy:
 def test_predictor_rows_against_oracle_and_still_predictors(setup):
     model, _, data = setup
     episodes = [load_push_steps(model, data / f"episode_{i:06d}") for i in range(6)]
-    fit = np.concatenate([diag.token_mean(ep.z) for ep in episodes])
-    probe = BlockProbe.fit(fit, np.concatenate([ep.block for ep in episodes]))
+    probe = BlockProbe.fit([ep.z for ep in episodes], [ep.block for ep in episodes])
     one = diag.one_step_fit(_Oracle(episodes), episodes, probe, min_motion=0.0)
     assert 0 < one["transitions"] <= one["of_transitions"] == 6 * 3
     (pred, enc) = one["rows"]
