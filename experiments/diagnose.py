@@ -3,29 +3,24 @@
     vjepa2-ac diagnose --checkpoint pretrained --episodes 60 --out runs/diag    # fresh held-out episodes
     vjepa2-ac diagnose --checkpoint C --data data/push_heldout --out runs/diag
 
-Push planning depends on one thing the energy cannot show by itself: whether the predictor moves the
-block when the gripper pushes it, and in which direction. This command measures that without planning
-(seconds instead of the minutes of a ``plan`` run), so world models can be compared before they are
-planned with.
+Push planning depends on something the energy cannot show by itself: whether the predictor moves the block
+when the gripper pushes it, and in which direction. This measures it without planning, in seconds.
 
-Data: push episodes in the raw DROID layout as ``vjepa2-ac collect --task push`` writes them (``--data``),
-or, without it, ``--episodes`` fresh ones collected into ``OUT/data`` on a seed stream apart from training
-and evaluation. Frames and robot states are read through the DROID loader; the block's position comes
-from each episode's ``sim.npz``: a simulator quantity, which is fine here because this is an evaluation
-tool (the model never sees it).
+Data: push episodes as ``vjepa2-ac collect --task push`` writes them (``--data``), or ``--episodes`` fresh
+ones collected into ``OUT/data`` on a seed stream apart from training and evaluation. Frames and states
+come through the DROID loader; the block position from each episode's ``sim.npz``, a simulator quantity
+that is fine in an evaluation tool (the model never sees it). Episodes are cut into token steps (tubelet
+``j`` = frames ``j*k .. j*k+k-1``, ``k = model.frames_per_step``; state and block at frame ``j*k``; action
+the pose change to frame ``(j+1)*k``). The model is trained label-free and carries no block probe, so a
+closed-form ridge probe from the embedding to the block's xy is fitted on the first half of the episodes
+(penalty by cross-validation); everything else is measured on the other half:
 
-Every episode is cut into the model's token steps (Strategy A: tubelet ``j`` is frames ``j*k .. j*k+k-1``
-with ``k = model.frames_per_step``; its state and block position are those at frame ``j*k``, its action
-the pose change to frame ``(j+1)*k``). The model carries no block probe (it is trained label-free), so a
-closed-form ridge regression from the token-mean embedding to the block's xy is fitted on the first half
-of the episodes and everything below is measured on the other half:
-
-* one step: for transitions in which the true block moves more than ``--min-motion``, the probe's reading
-  of the predictor's one-step prediction minus its reading of the current step, split along the action's
-  xy direction (forward) and across it (sideways), against the true motion: mean sizes and correlations.
-  The row ``encoded next step`` probes the true next step's embedding: the ceiling the probe allows.
-* rollout: the predictor's own autoregressive rollout of the executed actions over ``--horizon`` token
-  steps, the block's displacement after 1..H steps along and across the summed action.
+* one step: where the true block moves more than ``--min-motion``, the probe's reading of the predictor's
+  one-step prediction minus its reading of the current step, split along the action's xy direction
+  (forward) and across it (sideways), against the true motion: mean sizes and correlations. The row
+  ``encoded next step`` probes the true next step's embedding: the ceiling the probe allows.
+* rollout: the predictor's own rollout of the executed actions over ``--horizon`` token steps, the
+  block's displacement after 1..H steps along and across the summed action.
 
 Writes ``OUT/diagnose.json`` and ``OUT/diagnose.md`` and prints the markdown.
 """
@@ -46,7 +41,6 @@ from vjepa2_ac.experiments.results import atomic_write_json, atomic_write_text
 # Fresh episodes use a collect base seed apart from the training data's (demo: 1000, 1001) and from the
 # evaluation env seeds of `plan` (SEED + i), so they are held out from every stage.
 DIAGNOSE_SEED = 2_000_000
-DEFAULT_CONTROL_STEPS = 20  # per fresh episode: as long as the training episodes `demo` collects
 
 
 def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> dict:
@@ -79,7 +73,6 @@ def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> d
 class PushSteps:
     """One push episode at token-step resolution (``S`` steps)."""
 
-    name: str
     z: torch.Tensor  # [S, N, D] embedding of each tubelet
     states: torch.Tensor  # [S, 7] state at each tubelet's first frame
     actions: torch.Tensor  # [S-1, 7] pose change to the next tubelet's first frame
@@ -122,7 +115,6 @@ def load_push_steps(model, path: Path, camera: str = "left_mp4_path") -> PushSte
     states, actions, _ = align_to_tokens(data.states[: first[-1] + 1], model.alignment, model.tubelet_size)
     last = torch.from_numpy(data.states[first[-1]])[None]
     return PushSteps(
-        name=Path(path).name,
         z=z.float(),
         states=torch.cat([states, last]).float(),
         actions=actions.float(),
@@ -260,10 +252,15 @@ def rollout_fit(
     for k, (true, pred, enc, direction) in block_spans(model, episodes, probe, horizon).items():
         keep = _moving(true, direction, k * min_motion)
         if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
-            nan = float("nan")
-            empty = {"forward_true_m": nan, "forward_pred_m": nan, "forward_corr": None}
-            empty |= {"sideways_true_m": nan, "sideways_pred_m": nan, "sideways_corr": None}
-            rows.append({"steps": k, "spans": 0} | empty | {"forward_encoded_m": nan})
+            sizes = (
+                "forward_true_m",
+                "forward_pred_m",
+                "sideways_true_m",
+                "sideways_pred_m",
+                "forward_encoded_m",
+            )
+            empty = dict.fromkeys(sizes, float("nan")) | {"forward_corr": None, "sideways_corr": None}
+            rows.append({"steps": k, "spans": 0} | empty)
             continue
         stats = motion_stats(true[keep], pred[keep], direction[keep])
         ceiling = motion_stats(true[keep], enc[keep], direction[keep])["forward_pred_m"]
@@ -271,86 +268,77 @@ def rollout_fit(
     return {"horizon": horizon, "rows": rows}
 
 
+def _cm(x: float) -> str:
+    return f"{100 * x:.2f} cm"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def _motion_cells(r: dict) -> str:
+    forward = f"{_cm(r['forward_true_m'])} | {_cm(r['forward_pred_m'])} | {_num(r['forward_corr'])}"
+    return (
+        f"{forward} | {_cm(r['sideways_true_m'])} | {_cm(r['sideways_pred_m'])} | {_num(r['sideways_corr'])}"
+    )
+
+
 def table_markdown(result: dict) -> str:
-    def cm(x: float) -> str:
-        return f"{100 * x:.2f} cm"
-
-    def c(x: float | None) -> str:
-        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
-
     probe, one = result["probe"], result["one_step"]
+    header = "forward: true | predicted | corr. | sideways: true | predicted | corr."
+    mm = _cm(result["min_motion_m"])
     lines = [
-        f"Block probe (ridge {probe['ridge']:g} on {probe['features']}): fitted on {result['fit_episodes']} "
-        "episodes, "
-        f"held-out RMSE x/y {cm(probe['rmse_m'][0])} / {cm(probe['rmse_m'][1])}, "
-        f"R² {c(probe['r2'][0])} / {c(probe['r2'][1])} over {probe['samples']} steps of "
+        f"Block probe (ridge {probe['ridge']:g} on {probe['features']}), fitted on {result['fit_episodes']} "
+        f"episodes: held-out RMSE x/y {_cm(probe['rmse_m'][0])} / {_cm(probe['rmse_m'][1])}, R² "
+        f"{_num(probe['r2'][0])} / {_num(probe['r2'][1])} over {probe['samples']} steps of "
         f"{result['eval_episodes']} evaluation episodes.",
         "",
         f"One token step ({result['frames_per_step']} frames): {one['transitions']} of "
-        f"{one['of_transitions']} transitions in which the block moves more than "
-        f"{cm(result['min_motion_m'])}.",
+        f"{one['of_transitions']} transitions in which the block moves more than {mm}.",
         "",
-        "| source | forward: true | predicted | corr. | sideways: true | predicted | corr. |",
-        "|---|---|---|---|---|---|---|",
+        f"| source | {header} |",
+        "|---" * 7 + "|",
+        *(f"| {r['source']} | {_motion_cells(r)} |" for r in one["rows"]),
     ]
-    for r in one["rows"]:
-        forward = f"{cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | {c(r['forward_corr'])}"
-        sideways = f"{cm(r['sideways_true_m'])} | {cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])}"
-        lines.append(f"| {r['source']} | {forward} | {sideways} |")
     roll = result.get("rollout")
     if roll is not None:
         lines += [
             "",
             f"Predictor rollouts over {roll['horizon']} token steps: block displacement after k steps "
-            "(encoded: the probe on the true step k later).",
+            "(encoded: the probe on the true step k later; ratio: predicted / true forward).",
             "",
-            "| steps | spans | forward: true | predicted | encoded | ratio | corr. | sideways: true "
-            "| predicted | corr. |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| steps | spans | {header} | encoded forward | ratio |",
+            "|---" * 10 + "|",
         ]
         for r in roll["rows"]:
             ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] else float("nan")
             lines.append(
-                f"| {r['steps']} | {r['spans']} | {cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | "
-                f"{cm(r['forward_encoded_m'])} | {c(ratio)} | {c(r['forward_corr'])} | "
-                f"{cm(r['sideways_true_m'])} | {cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])} |"
+                f"| {r['steps']} | {r['spans']} | {_motion_cells(r)} | {_cm(r['forward_encoded_m'])} "
+                f"| {_num(ratio)} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a world model checkpoint, or `pretrained`")
-    parser.add_argument(
-        "--data", default=None, help="directory of push episodes written by `vjepa2-ac collect --task push`"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--checkpoint", required=True, help="a world model checkpoint, or `pretrained`")
+    add("--data", default=None, help="directory of push episodes written by `vjepa2-ac collect --task push`")
+    add(
         "--episodes",
         type=int,
         default=None,
         help=f"without --data: collect this many fresh push episodes into OUT/data (default 60, collect "
         f"seed {DIAGNOSE_SEED}); with --data: use its first N episodes",
     )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=DEFAULT_CONTROL_STEPS,
-        help=f"without --data: control steps per fresh episode (default {DEFAULT_CONTROL_STEPS})",
-    )
-    parser.add_argument("--camera", default="left_mp4_path", help="camera metadata key or serial")
-    parser.add_argument("--min-motion", type=float, default=0.01, help="block motion threshold per step (m)")
-    parser.add_argument("--horizon", type=int, default=4, help="rollout token steps (0: skip that table)")
-    parser.add_argument(
-        "--probe-features",
-        default="tokens",
-        choices=PROBE_FEATURES,
-        help="block probe input (default tokens)",
-    )
-    parser.add_argument(
-        "--ridge", type=float, default=None, help="relative ridge penalty of the block probe (default: by CV)"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--no-progress", action="store_true")
+    add("--max-steps", type=int, default=20, help="without --data: control steps per fresh episode")
+    add("--camera", default="left_mp4_path", help="camera metadata key or serial")
+    add("--min-motion", type=float, default=0.01, help="block motion threshold per token step (m)")
+    add("--horizon", type=int, default=4, help="rollout token steps (0: skip that table)")
+    add("--probe-features", default="tokens", choices=PROBE_FEATURES, help="block probe input")
+    add("--ridge", type=float, default=None, help="relative ridge penalty of the probe (default: by CV)")
+    add("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
+    add("--out", required=True, help="output directory")
+    add("--no-progress", action="store_true")
 
 
 def _episode_dirs(args, model, out: Path) -> list[Path]:
@@ -364,14 +352,8 @@ def _episode_dirs(args, model, out: Path) -> list[Path]:
         from vjepa2_ac.envs.collect import CollectConfig, collect
 
         n = 60 if args.episodes is None else args.episodes
-        cfg = CollectConfig(
-            task="push",
-            push_start="aligned",
-            seed=DIAGNOSE_SEED,
-            image_size=model.image_size,
-            max_steps=args.max_steps,
-        )
-        collect(cfg, out / "data", n)
+        fresh = dict(task="push", push_start="aligned", seed=DIAGNOSE_SEED, max_steps=args.max_steps)
+        collect(CollectConfig(**fresh, image_size=model.image_size), out / "data", n)
         return list_raw_episodes(out / "data")[:n]
     dirs = list_raw_episodes(args.data)[: args.episodes]
     if len(dirs) < 2:
@@ -408,12 +390,13 @@ def run(args: argparse.Namespace) -> int:
     from vjepa2_ac.experiments.pretrained import resolve_checkpoint
 
     torch.set_num_threads(max(1, args.threads))
-    if args.horizon < 0:
-        raise SystemExit(f"vjepa2-ac diagnose: --horizon must be >= 0, got {args.horizon}")
-    if args.min_motion < 0:
-        raise SystemExit(f"vjepa2-ac diagnose: --min-motion must be >= 0 metres, got {args.min_motion}")
-    if args.ridge is not None and args.ridge <= 0:
-        raise SystemExit(f"vjepa2-ac diagnose: --ridge must be > 0, got {args.ridge}")
+    for bad, what in (
+        (args.horizon < 0, f"--horizon must be >= 0, got {args.horizon}"),
+        (args.min_motion < 0, f"--min-motion must be >= 0 metres, got {args.min_motion}"),
+        (args.ridge is not None and args.ridge <= 0, f"--ridge must be > 0, got {args.ridge}"),
+    ):
+        if bad:
+            raise SystemExit(f"vjepa2-ac diagnose: {what}")
     out = Path(args.out)
     try:
         path = resolve_checkpoint(args.checkpoint)
