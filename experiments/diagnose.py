@@ -47,12 +47,15 @@ def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> d
     """Compare block motions ``true[M, 2]`` and ``pred[M, 2]`` along and across ``direction[M, 2]``.
 
     Returns the mean forward motion (along the unit direction), the mean absolute sideways motion, for
-    both, and their correlations (``None`` when undefined: fewer than 3 samples or no variation).
+    both (NaN when ``M = 0``), and their correlations (``None`` with fewer than 3 samples or no variation).
     """
     u = direction / np.linalg.norm(direction, axis=-1, keepdims=True).clip(1e-12)
     v = np.stack([-u[:, 1], u[:, 0]], axis=-1)
     tf, pf = (true * u).sum(-1), (pred * u).sum(-1)
     ts, ps = (true * v).sum(-1), (pred * v).sum(-1)
+
+    def mean(a: np.ndarray) -> float:
+        return float(a.mean()) if len(a) else float("nan")
 
     def corr(a: np.ndarray, b: np.ndarray) -> float | None:
         if len(a) < 3 or a.std() < 1e-12 or b.std() < 1e-12:
@@ -60,11 +63,11 @@ def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> d
         return float(np.corrcoef(a, b)[0, 1])
 
     return {
-        "forward_true_m": float(tf.mean()),
-        "forward_pred_m": float(pf.mean()),
+        "forward_true_m": mean(tf),
+        "forward_pred_m": mean(pf),
         "forward_corr": corr(tf, pf),
-        "sideways_true_m": float(np.abs(ts).mean()),
-        "sideways_pred_m": float(np.abs(ps).mean()),
+        "sideways_true_m": mean(np.abs(ts)),
+        "sideways_pred_m": mean(np.abs(ps)),
         "sideways_corr": corr(ts, ps),
     }
 
@@ -167,16 +170,13 @@ class BlockProbe:
             if folds < 2:
                 raise ValueError("--ridge: choosing it by cross-validation needs >= 2 fit episodes")
             sse = np.zeros(len(RIDGE_GRID))
-            for f in range(folds):
-                train = [i for i in range(len(xs)) if i % folds != f]
-                val = [i for i in range(len(xs)) if i % folds == f]
-                x_val, y_val = np.concatenate([xs[i] for i in val]), np.concatenate([blocks[i] for i in val])
-                fits = ridge_solutions(
-                    np.concatenate([xs[i] for i in train]),
-                    np.concatenate([blocks[i] for i in train]),
-                    RIDGE_GRID,
-                )
-                sse += [((x_val @ w + b - y_val) ** 2).sum() for w, b in fits]
+            for f in range(folds):  # episode i validates in fold i % folds
+
+                def pick(arrs: list[np.ndarray], val: bool, f: int = f) -> np.ndarray:
+                    return np.concatenate([a for i, a in enumerate(arrs) if (i % folds == f) == val])
+
+                fits = ridge_solutions(pick(xs, False), pick(blocks, False), RIDGE_GRID)
+                sse += [((pick(xs, True) @ w + b - pick(blocks, True)) ** 2).sum() for w, b in fits]
             ridge = RIDGE_GRID[int(np.argmin(sse))]
         if sum(len(x) for x in xs) < 2:
             raise ValueError("the block probe needs at least 2 samples to fit")
@@ -251,19 +251,9 @@ def rollout_fit(
     rows = []
     for k, (true, pred, enc, direction) in block_spans(model, episodes, probe, horizon).items():
         keep = _moving(true, direction, k * min_motion)
-        if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
-            sizes = (
-                "forward_true_m",
-                "forward_pred_m",
-                "sideways_true_m",
-                "sideways_pred_m",
-                "forward_encoded_m",
-            )
-            empty = dict.fromkeys(sizes, float("nan")) | {"forward_corr": None, "sideways_corr": None}
-            rows.append({"steps": k, "spans": 0} | empty)
-            continue
         stats = motion_stats(true[keep], pred[keep], direction[keep])
         ceiling = motion_stats(true[keep], enc[keep], direction[keep])["forward_pred_m"]
+        # A k without such spans gives a row of NaNs (0 spans) instead of failing the diagnosis.
         rows.append({"steps": k, "spans": int(keep.sum())} | stats | {"forward_encoded_m": ceiling})
     return {"horizon": horizon, "rows": rows}
 
