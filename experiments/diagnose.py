@@ -28,7 +28,6 @@ Writes ``OUT/diagnose.json`` and ``OUT/diagnose.md`` and prints the markdown.
 from __future__ import annotations
 
 import argparse
-import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +46,16 @@ def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> d
     """Compare block motions ``true[M, 2]`` and ``pred[M, 2]`` along and across ``direction[M, 2]``.
 
     Returns the mean forward motion (along the unit direction), the mean absolute sideways motion, for
-    both (NaN when ``M = 0``), and their correlations (``None`` with fewer than 3 samples or no variation).
+    both (``None`` when ``M = 0``), and their correlations (``None`` with fewer than 3 samples or no
+    variation).
     """
     u = direction / np.linalg.norm(direction, axis=-1, keepdims=True).clip(1e-12)
     v = np.stack([-u[:, 1], u[:, 0]], axis=-1)
     tf, pf = (true * u).sum(-1), (pred * u).sum(-1)
     ts, ps = (true * v).sum(-1), (pred * v).sum(-1)
 
-    def mean(a: np.ndarray) -> float:
-        return float(a.mean()) if len(a) else float("nan")
+    def mean(a: np.ndarray) -> float | None:
+        return float(a.mean()) if len(a) else None
 
     def corr(a: np.ndarray, b: np.ndarray) -> float | None:
         if len(a) < 3 or a.std() < 1e-12 or b.std() < 1e-12:
@@ -253,17 +253,17 @@ def rollout_fit(
         keep = _moving(true, direction, k * min_motion)
         stats = motion_stats(true[keep], pred[keep], direction[keep])
         ceiling = motion_stats(true[keep], enc[keep], direction[keep])["forward_pred_m"]
-        # A k without such spans gives a row of NaNs (0 spans) instead of failing the diagnosis.
+        # A k without such spans gives an empty row (0 spans, no values) instead of failing the diagnosis.
         rows.append({"steps": k, "spans": int(keep.sum())} | stats | {"forward_encoded_m": ceiling})
     return {"horizon": horizon, "rows": rows}
 
 
-def _cm(x: float) -> str:
-    return f"{100 * x:.2f} cm"
+def _cm(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f} cm"
 
 
 def _num(x: float | None) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+    return "–" if x is None else f"{x:.2f}"
 
 
 def _motion_cells(r: dict) -> str:
@@ -301,7 +301,7 @@ def table_markdown(result: dict) -> str:
             "|---" * 10 + "|",
         ]
         for r in roll["rows"]:
-            ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] else float("nan")
+            ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] and r["forward_true_m"] else None
             lines.append(
                 f"| {r['steps']} | {r['spans']} | {_motion_cells(r)} | {_cm(r['forward_encoded_m'])} "
                 f"| {_num(ratio)} |"
