@@ -320,7 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"without --data: collect this many fresh push episodes into OUT/data (default 60, collect "
         f"seed {DIAGNOSE_SEED}); with --data: use its first N episodes",
     )
-    add("--max-steps", type=int, default=20, help="without --data: control steps per fresh episode")
+    add("--max-steps", type=int, default=None, help="without --data: control steps per episode (default 20)")
     add("--camera", default="left_mp4_path", help="camera metadata key or serial")
     add("--min-motion", type=float, default=0.01, help="block motion threshold per token step (m)")
     add("--horizon", type=int, default=4, help="rollout token steps (0: skip that table)")
@@ -342,9 +342,12 @@ def _episode_dirs(args, model, out: Path) -> list[Path]:
         from vjepa2_ac.envs.collect import CollectConfig, collect
 
         n = 60 if args.episodes is None else args.episodes
-        fresh = dict(task="push", push_start="aligned", seed=DIAGNOSE_SEED, max_steps=args.max_steps)
+        steps = 20 if args.max_steps is None else args.max_steps  # as long as `demo`'s training episodes
+        fresh = dict(task="push", push_start="aligned", seed=DIAGNOSE_SEED, max_steps=steps)
         collect(CollectConfig(**fresh, image_size=model.image_size), out / "data", n)
         return list_raw_episodes(out / "data")[:n]
+    if args.max_steps is not None:
+        raise ValueError("--max-steps applies to freshly collected episodes only (without --data)")
     dirs = list_raw_episodes(args.data)[: args.episodes]
     if len(dirs) < 2:
         raise ValueError(f"--data {args.data}: {len(dirs)} episode(s); need 2 or more")

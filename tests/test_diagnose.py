@@ -231,6 +231,7 @@ def test_diagnose_errors_name_the_argument(setup, tmp_path):
     assert "missing_dir: no such directory" in fails("--data", str(tmp_path / "missing_dir"))
     assert "--episodes must be >= 2" in fails("--data", str(data), "--episodes", "1")
     assert "--horizon must be >= 0" in fails("--data", str(data), "--horizon", "-1")
+    assert "--max-steps applies to freshly collected" in fails("--data", str(data), "--max-steps", "8")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     msg = fails("--data", str(data), checkpoint=str(bad))
