@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("vjepa2_ac.experiments.plan", "planning experiments over seeded episodes"),
     "diagnose": (
         "vjepa2_ac.experiments.diagnose",
-        "how well a simulated world model's predictor moves the push block (no planning)",
+        "does a world model's predictor move the push block as the simulator does (no planning)",
     ),
     "plot": (
         "vjepa2_ac.experiments.plot",

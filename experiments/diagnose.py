@@ -1,31 +1,35 @@
-"""``vjepa2-ac diagnose``: how well a simulated world model's predictor moves the push block.
+"""``vjepa2-ac diagnose``: does a world model's predictor move the push block the way the simulator does?
 
-    vjepa2-ac diagnose --checkpoint pretrained --episodes 60 --out runs/diag       # fresh held-out episodes
-    vjepa2-ac diagnose --checkpoint C --data runs/demo/train/data_push.npz --last 60 --out runs/diag
+    vjepa2-ac diagnose --checkpoint pretrained --episodes 60 --out runs/diag    # fresh held-out episodes
+    vjepa2-ac diagnose --checkpoint C --data data/push_heldout --out runs/diag
 
-Push planning depends on one thing the energy cannot show by itself: whether the predictor moves the
-block when the gripper pushes it, and in which direction. This command measures that without planning
-(seconds instead of the tens of minutes a 100-episode ``plan`` run takes), so predictor variants can be
-compared before they are planned with.
+Push planning depends on something the energy cannot show by itself: whether the predictor moves the block
+when the gripper pushes it, and in which direction. This measures it without planning, in seconds.
 
-For every transition ``t -> t+1`` of the episodes in which the block moves more than ``--min-motion``
-metres, the predictor's one-step prediction from frame ``t`` (with the ``K`` observed frames before it
-as block-causal context, as ``plan --context-frames K``) is read out with the checkpoint's linear
-position probe. Its block motion is split along the action's xy direction (forward) and across it
-(sideways) and compared with the true motion: mean size and correlation. The row ``encoded next frame``
-reads the probe from the *true* next frame's embedding: the ceiling that the probe allows.
+Data: push episodes as ``vjepa2-ac collect --task push`` writes them (``--data``), or ``--episodes`` fresh
+ones collected into ``OUT/data`` on a seed stream apart from training and evaluation. Frames and states
+come through the DROID loader; the block position from each episode's ``sim.npz``, a simulator quantity
+that is fine in an evaluation tool (the model never sees it). Episodes are cut into token steps (tubelet
+``j`` = frames ``j*k .. j*k+k-1``, ``k = model.frames_per_step``; state and block at frame ``j*k``; action
+the pose change to frame ``(j+1)*k``). The model is trained label-free and carries no block probe, so a
+closed-form ridge probe from the embedding to the block's xy is fitted on the first half of the episodes
+(penalty by cross-validation); everything else is measured on the other half:
 
-Planning scores whole rollouts, in which an under-predicted push compounds, so a second table follows
-the predictor's own autoregressive rollout from each frame over ``--horizon`` steps (the executed
-actions, no context) and compares the block's displacement after 1..H steps with the true one, along
-and across the summed action (only where the block moves more than ``--min-motion`` per step on average).
-Writes ``OUT/diagnose.json`` and ``OUT/diagnose.md``.
+* one step: where the true block moves more than ``--min-motion``, the probe's reading of the predictor's
+  one-step prediction minus its reading of the current step, split along the action's xy direction
+  (forward) and across it (sideways), against the true motion: mean sizes and correlations. The row
+  ``encoded next step`` probes the true next step's embedding: the ceiling the probe allows.
+* rollout: the predictor's own rollout of the executed actions over ``--horizon`` token steps, the
+  block's displacement after 1..H steps along and across the summed action.
+
+Writes ``OUT/diagnose.json`` and ``OUT/diagnose.md`` and prints the markdown.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,22 +37,25 @@ import torch
 
 from vjepa2_ac.experiments.results import atomic_write_json, atomic_write_text
 
-# Fresh episodes for this command use env seeds apart from evaluation (0...), training (1,000,000...)
-# and contact (1,500,000...) episodes, so they are held out from every stage.
-DIAGNOSE_SEED_OFFSET = 2_000_000
-EPISODE_KEYS = ("images", "states", "actions", "positions")
+# Fresh episodes use a collect base seed apart from the training data's (demo: 1000, 1001) and from the
+# evaluation env seeds of `plan` (SEED + i), so they are held out from every stage.
+DIAGNOSE_SEED = 2_000_000
 
 
 def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> dict:
     """Compare block motions ``true[M, 2]`` and ``pred[M, 2]`` along and across ``direction[M, 2]``.
 
     Returns the mean forward motion (along the unit direction), the mean absolute sideways motion, for
-    both, and their correlations (``None`` when undefined: fewer than 3 samples or no variation).
+    both (``None`` when ``M = 0``), and their correlations (``None`` with fewer than 3 samples or no
+    variation).
     """
     u = direction / np.linalg.norm(direction, axis=-1, keepdims=True).clip(1e-12)
     v = np.stack([-u[:, 1], u[:, 0]], axis=-1)
     tf, pf = (true * u).sum(-1), (pred * u).sum(-1)
     ts, ps = (true * v).sum(-1), (pred * v).sum(-1)
+
+    def mean(a: np.ndarray) -> float | None:
+        return float(a.mean()) if len(a) else None
 
     def corr(a: np.ndarray, b: np.ndarray) -> float | None:
         if len(a) < 3 or a.std() < 1e-12 or b.std() < 1e-12:
@@ -56,289 +63,345 @@ def motion_stats(true: np.ndarray, pred: np.ndarray, direction: np.ndarray) -> d
         return float(np.corrcoef(a, b)[0, 1])
 
     return {
-        "forward_true_m": float(tf.mean()),
-        "forward_pred_m": float(pf.mean()),
+        "forward_true_m": mean(tf),
+        "forward_pred_m": mean(pf),
         "forward_corr": corr(tf, pf),
-        "sideways_true_m": float(np.abs(ts).mean()),
-        "sideways_pred_m": float(np.abs(ps).mean()),
+        "sideways_true_m": mean(np.abs(ts)),
+        "sideways_pred_m": mean(np.abs(ps)),
         "sideways_corr": corr(ts, ps),
     }
 
 
-def check_episodes(episodes: dict, image_size: int, what: str) -> None:
-    """Clear errors for push episodes that this diagnosis cannot use."""
-    missing = [k for k in EPISODE_KEYS if k not in episodes]
-    if missing:
-        raise ValueError(f"{what}: missing arrays {missing}; expected {list(EPISODE_KEYS)}")
-    imgs, states, actions, pos = (episodes[k] for k in EPISODE_KEYS)
-    if imgs.ndim != 5 or imgs.shape[-1] != 3:
-        raise ValueError(f"{what}: images must be [E, T+1, H, W, 3], got {imgs.shape}")
-    e, t1 = imgs.shape[:2]
-    if imgs.shape[2:4] != (image_size, image_size):
-        raise ValueError(
-            f"{what}: images are {imgs.shape[2]}x{imgs.shape[3]}, the checkpoint's encoder takes "
-            f"{image_size}x{image_size}"
-        )
-    for name, arr, shape in (
-        ("states", states, (e, t1, 7)),
-        ("actions", actions, (e, t1 - 1, 7)),
-        ("positions", pos, (e, t1, 6)),
-    ):
-        if arr.shape != shape:
-            raise ValueError(f"{what}: {name} must have shape {shape} (from images), got {arr.shape}")
-    if not np.isfinite(pos[..., 3:]).all():
-        raise ValueError(f"{what}: positions[..., 3:6] (block xyz) must be finite: push episodes are needed")
+@dataclass
+class PushSteps:
+    """One push episode at token-step resolution (``S`` steps)."""
+
+    z: torch.Tensor  # [S, N, D] embedding of each tubelet
+    states: torch.Tensor  # [S, 7] state at each tubelet's first frame
+    actions: torch.Tensor  # [S-1, 7] pose change to the next tubelet's first frame
+    block: np.ndarray  # [S, 2] block xy (m) at each tubelet's first frame
 
 
 @torch.no_grad()
-def encode_push_episodes(model, episodes: dict, progress: bool = False) -> tuple:
-    """Embeddings ``z[E, T+1, N, D]`` and probed positions ``[E, T+1, 6]`` of push episodes, with their
-    states and actions as tensors and true positions in float64."""
-    from vjepa2_ac.experiments.recipe import embed_all
+def load_push_steps(model, path: Path, camera: str = "left_mp4_path") -> PushSteps:
+    """Reads one collected push episode directory through the DROID loader and encodes its token steps."""
+    from vjepa2_ac.datasets import DataError, RawEpisode, align_to_tokens
+    from vjepa2_ac.envs.collect import SIM_FILE
 
-    check_episodes(episodes, model.cfg.image_size, "episodes")
-    z = embed_all(model, {"push": episodes}, progress=progress)["push"]
-    probed = model.probe_positions(z).numpy()
-    states = torch.from_numpy(np.asarray(episodes["states"], np.float32))
-    actions = torch.from_numpy(np.asarray(episodes["actions"], np.float32))
-    return z, probed, states, actions, np.asarray(episodes["positions"], np.float64)
-
-
-@torch.no_grad()
-def block_motion_fit(
-    model,
-    episodes: dict,
-    context_frames: tuple[int, ...] = (0, 1, 2, 3),
-    min_motion: float = 0.01,
-    progress: bool = False,
-    encoded: tuple | None = None,
-) -> dict:
-    """One-step block motion of ``model``'s predictor against the truth (see the module docstring).
-
-    ``encoded``: the episodes' ``encode_push_episodes`` result, when the caller already has it.
-
-    ``episodes``: ``images uint8[E, T+1, H, W, 3]``, ``states [E, T+1, 7]``, ``actions [E, T, 7]``,
-    ``positions [E, T+1, 6]`` (EE xyz, block xyz), as the recipe's ``data_push.npz``. All rows use the
-    same transitions: steps ``max(context_frames) .. T-1`` where the block moves more than
-    ``min_motion`` and the action has an xy direction.
-    """
-    check_episodes(episodes, model.cfg.image_size, "episodes")
-    kmax = max(context_frames)
-    if min(context_frames) < 0:
-        raise ValueError(f"context_frames must be >= 0, got {context_frames}")
-    if kmax + 1 > model.cfg.max_steps:
-        raise ValueError(
-            f"context_frames up to {kmax} need max_steps >= {kmax + 1}; the model has {model.cfg.max_steps}"
+    episode = RawEpisode(path, camera=camera)
+    data = episode.load()
+    size = model.image_size
+    if tuple(data.frame_size) != (size, size):
+        h, w = data.frame_size
+        raise DataError(path, f"frames are {h}x{w}, the checkpoint's encoder takes {size}x{size}")
+    k = model.frames_per_step
+    steps = data.num_steps // k  # whole tubelets
+    if steps < 2:
+        raise DataError(path, f"{data.num_steps} frames make {steps} token step(s) of {k}; need 2 or more")
+    sim_path = Path(path) / SIM_FILE
+    if not sim_path.is_file():
+        raise DataError(path, f"missing {SIM_FILE} (simulator ground truth written by `vjepa2-ac collect`)")
+    with np.load(sim_path) as sim:
+        if "block_pos" not in sim.files:
+            raise DataError(path, f"{SIM_FILE} has no block_pos: a push episode is needed")
+        block_pos = np.asarray(sim["block_pos"], np.float64)
+    first = np.arange(steps) * k  # first frame of every tubelet
+    if block_pos.ndim != 2 or block_pos.shape[1] != 3 or len(block_pos) <= first[-1]:
+        raise DataError(
+            path, f"{SIM_FILE} block_pos: expected [T >= {first[-1] + 1}, 3], got {block_pos.shape}"
         )
-    t_steps = episodes["actions"].shape[1]
-    if t_steps <= kmax:
-        raise ValueError(f"episodes have {t_steps} steps; context_frames up to {kmax} need more")
-
-    z, probed, states, actions, pos = encoded or encode_push_episodes(model, episodes, progress)
-
-    steps = np.arange(kmax, t_steps)
-    true = pos[:, steps + 1, 3:5] - pos[:, steps, 3:5]  # [E, S, 2]
-    direction = episodes["actions"][:, steps, :2].astype(np.float64)
-    keep = (np.linalg.norm(true, axis=-1) > min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
-    if not keep.any():
-        raise ValueError(f"episodes: no transition in which the block moves more than {min_motion} m")
-
-    rows = []
-    for k in context_frames:
-        pred = np.zeros_like(true)
-        for j, t in enumerate(steps):
-            hist = (z[:, t - k : t], states[:, t - k : t], actions[:, t - k : t]) if k else None
-            z_next = model.rollout(z[:, t], states[:, t], actions[:, t : t + 1], history=hist)[:, 0]
-            pred[:, j] = model.probe_positions(z_next).numpy()[:, 3:5] - probed[:, t, 3:5]
-        rows.append(
-            {"source": f"predictor, {k} past frames", "context_frames": k}
-            | motion_stats(true[keep], pred[keep], direction[keep])
-        )
-    encoded = probed[:, steps + 1, 3:5] - probed[:, steps, 3:5]
-    rows.append(
-        {"source": "encoded next frame", "context_frames": None}
-        | motion_stats(true[keep], encoded[keep], direction[keep])
+    if not np.isfinite(block_pos[first]).all():
+        raise DataError(path, f"{SIM_FILE} block_pos has NaN/inf values")
+    frames = episode.read_frames(range(steps * k))  # uint8 [S*k, H, W, 3]
+    z = model.encode_frames(torch.from_numpy(frames)[None])[0]  # [S, N, D]
+    # States up to the last tubelet's first frame: S-1 actions between consecutive tubelets.
+    states, actions, _ = align_to_tokens(data.states[: first[-1] + 1], model.alignment, model.tubelet_size)
+    last = torch.from_numpy(data.states[first[-1]])[None]
+    return PushSteps(
+        z=z.float(),
+        states=torch.cat([states, last]).float(),
+        actions=actions.float(),
+        block=block_pos[first, :2],
     )
-    return {
-        "transitions": int(keep.sum()),
-        "episodes": int(keep.shape[0]),
-        "min_motion_m": min_motion,
-        "rows": rows,
-    }
+
+
+PROBE_FEATURES = ("tokens", "mean")
+RIDGE_GRID = tuple(10.0**e for e in range(-4, 3))  # relative penalties tried by cross-validation
+
+
+def probe_features(z: torch.Tensor, kind: str = "tokens") -> np.ndarray:
+    """Probe inputs of embeddings ``z[..., N, D]``: float64 ``[..., N*D]`` (``tokens``: every token, so
+    the probe may weigh image regions) or ``[..., D]`` (``mean``: the token mean)."""
+    z = z.float()
+    return (z.flatten(-2) if kind == "tokens" else z.mean(dim=-2)).double().numpy()
+
+
+def ridge_solutions(x: np.ndarray, y: np.ndarray, ridges) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Closed-form ridge fits ``(weight[F, 2], bias[2])`` of ``y[M, 2]`` on ``x[M, F]``, one per relative
+    penalty, from one SVD of the centred features (cheap when ``F >> M``). A penalty is relative to the
+    features' mean sum of squares, so it does not depend on their scale; the bias is not penalised."""
+    mx, my = x.mean(0), y.mean(0)
+    u, sv, vt = np.linalg.svd(x - mx, full_matrices=False)  # [M, r], [r], [r, F]
+    uty = u.T @ (y - my)  # [r, 2]
+    scale = (sv**2).sum() / x.shape[1] + 1e-12
+    fits = []
+    for r in ridges:
+        weight = vt.T @ ((sv / (sv**2 + r * scale))[:, None] * uty)
+        fits.append((weight, my - mx @ weight))
+    return fits
+
+
+@dataclass
+class BlockProbe:
+    """Linear read-out of the block's xy from embeddings (see :func:`probe_features`)."""
+
+    features: str
+    ridge: float
+    weight: np.ndarray  # [F, 2]
+    bias: np.ndarray  # [2]
+
+    @classmethod
+    def fit(cls, zs: list[torch.Tensor], blocks: list[np.ndarray], features: str = "tokens", ridge=None):
+        """Fits on episodes ``zs[i][S_i, N, D]`` -> ``blocks[i][S_i, 2]``. ``ridge=None`` picks the penalty
+        from :data:`RIDGE_GRID` by cross-validation over whole episodes (up to 5 folds)."""
+        xs = [probe_features(z, features) for z in zs]
+        if ridge is None:
+            folds = min(5, len(xs))
+            if folds < 2:
+                raise ValueError("--ridge: choosing it by cross-validation needs >= 2 fit episodes")
+            sse = np.zeros(len(RIDGE_GRID))
+            for f in range(folds):  # episode i validates in fold i % folds
+
+                def pick(arrs: list[np.ndarray], val: bool, f: int = f) -> np.ndarray:
+                    return np.concatenate([a for i, a in enumerate(arrs) if (i % folds == f) == val])
+
+                fits = ridge_solutions(pick(xs, False), pick(blocks, False), RIDGE_GRID)
+                sse += [((pick(xs, True) @ w + b - pick(blocks, True)) ** 2).sum() for w, b in fits]
+            ridge = RIDGE_GRID[int(np.argmin(sse))]
+        if sum(len(x) for x in xs) < 2:
+            raise ValueError("the block probe needs at least 2 samples to fit")
+        ((weight, bias),) = ridge_solutions(np.concatenate(xs), np.concatenate(blocks), [ridge])
+        return cls(features, float(ridge), weight, bias)
+
+    def __call__(self, z: torch.Tensor) -> np.ndarray:
+        """Block xy ``[..., 2]`` read from embeddings ``z[..., N, D]``."""
+        return probe_features(z, self.features) @ self.weight + self.bias
+
+    def score(self, zs: list[torch.Tensor], blocks: list[np.ndarray]) -> dict:
+        """Quality on (held-out) episodes: RMSE (m) and R^2 per axis."""
+        y = np.concatenate(blocks)
+        err = np.concatenate([self(z) for z in zs]) - y
+        r2 = 1 - (err**2).sum(0) / ((y - y.mean(0)) ** 2).sum(0).clip(1e-12)
+        return {"rmse_m": np.sqrt((err**2).mean(0)).tolist(), "r2": r2.tolist(), "samples": len(y)}
 
 
 @torch.no_grad()
-def rollout_block_fit(
-    model, episodes: dict, horizon: int = 4, min_motion: float = 0.01, encoded: tuple | None = None
-) -> dict:
-    """Block displacement after 1..``horizon`` steps of the predictor's rollout from every frame that
-    has ``horizon`` actions after it, against the truth (``motion_stats`` along the summed action).
+def block_spans(model, episodes: list[PushSteps], probe: BlockProbe, horizon: int) -> dict[int, tuple]:
+    """The block's xy displacement after ``k = 1..horizon`` token steps from every step that has
+    ``horizon`` executed actions after it: ``{k: (true, predicted, encoded, direction)}``, each ``[M, 2]``.
 
-    Rollouts start from the encoded frame alone, as ``plan`` runs by default. ``encoded``: as in
-    :func:`block_motion_fit`.
+    ``predicted`` probes the predictor's own rollout of the executed actions (from the encoded start step
+    alone, as ``plan`` runs), ``encoded`` the true step ``k`` later; ``direction`` is the summed action xy.
     """
-    check_episodes(episodes, model.cfg.image_size, "episodes")
-    if not 1 <= horizon <= model.cfg.max_steps:
-        raise ValueError(
-            f"horizon must be in 1..{model.cfg.max_steps} (the model's max_steps), got {horizon}"
-        )
-    t_steps = episodes["actions"].shape[1]
-    if t_steps < horizon:
-        raise ValueError(f"episodes have {t_steps} steps; a rollout over {horizon} needs as many")
-    z, probed, states, actions, pos = encoded or encode_push_episodes(model, episodes)
-    t0 = np.arange(t_steps - horizon + 1)  # rollout starts
-    pred = np.zeros((pos.shape[0], len(t0), horizon, 2))  # [E, S, H, 2]
-    for j, t in enumerate(t0):
-        roll = model.rollout(z[:, t], states[:, t], actions[:, t : t + horizon])  # [E, H, N, D]
-        pred[:, j] = model.probe_positions(roll).numpy()[..., 3:5] - probed[:, t, None, 3:5]
-    xy = episodes["actions"][..., :2]  # [E, T, 2]
-    rows = []
-    for k in range(1, horizon + 1):
-        true = pos[:, t0 + k, 3:5] - pos[:, t0, 3:5]  # [E, S, 2]
-        # The summed action of each span t0 .. t0 + k: its direction splits forward from sideways.
-        direction = np.lib.stride_tricks.sliding_window_view(xy, k, axis=1)[:, t0].sum(-1)  # [E, S, 2]
-        p = pred[:, :, k - 1]  # [E, S, 2]
-        keep = (np.linalg.norm(true, axis=-1) > k * min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
-        if not keep.any():  # no such span: an empty row says so instead of failing the diagnosis
-            nan = float("nan")
-            empty = {"forward_true_m": nan, "forward_pred_m": nan, "forward_corr": None}
-            empty |= {"sideways_true_m": nan, "sideways_pred_m": nan, "sideways_corr": None}
-            rows.append({"steps": k, "spans": 0} | empty)
+    parts = {k: ([], [], [], []) for k in range(1, horizon + 1)}
+    for ep in episodes:
+        starts = len(ep.actions) - horizon + 1
+        if starts < 1:
             continue
-        rows.append(
-            {"steps": k, "spans": int(keep.sum())} | motion_stats(true[keep], p[keep], direction[keep])
-        )
-    return {"horizon": horizon, "min_motion_m": min_motion, "rows": rows}
+        acts = torch.stack([ep.actions[j : j + horizon] for j in range(starts)])  # [B, H, 7]
+        z_pred, _ = model.rollout(ep.z[:starts, None], ep.states[:starts, None], acts)  # [B, H, N, D]
+        now = probe(ep.z[:starts])  # [B, 2]
+        pred = probe(z_pred) - now[:, None]  # [B, H, 2]
+        for k, (true, p, e, d) in parts.items():
+            true.append(ep.block[k : k + starts] - ep.block[:starts])
+            p.append(pred[:, k - 1])
+            e.append(probe(ep.z[k : k + starts]) - now)
+            d.append(acts[:, :k, :2].sum(1).double().numpy())
+    if not parts[1][0]:
+        longest = max(len(ep.actions) for ep in episodes)
+        raise ValueError(f"--horizon {horizon}: the longest evaluation episode has {longest} transitions")
+    return {k: tuple(np.concatenate(a) for a in v) for k, v in parts.items()}
+
+
+def _moving(true: np.ndarray, direction: np.ndarray, min_motion: float) -> np.ndarray:
+    """Spans in which the block moves more than ``min_motion`` and the action has an xy direction."""
+    return (np.linalg.norm(true, axis=-1) > min_motion) & (np.linalg.norm(direction, axis=-1) > 1e-4)
+
+
+def one_step_fit(model, episodes: list[PushSteps], probe: BlockProbe, min_motion: float = 0.01) -> dict:
+    """Table 1: predicted and encoded vs true block motion over one token step (see the module docstring)."""
+    true, pred, enc, direction = block_spans(model, episodes, probe, 1)[1]
+    keep = _moving(true, direction, min_motion)
+    if not keep.any():
+        raise ValueError(f"--min-motion: no transition in which the block moves more than {min_motion} m")
+    t, d = true[keep], direction[keep]
+    rows = [
+        {"source": "predictor, one step"} | motion_stats(t, pred[keep], d),
+        {"source": "encoded next step"} | motion_stats(t, enc[keep], d),
+    ]
+    return {"transitions": int(keep.sum()), "of_transitions": len(keep), "rows": rows}
+
+
+def rollout_fit(
+    model, episodes: list[PushSteps], probe: BlockProbe, horizon: int = 4, min_motion: float = 0.01
+) -> dict:
+    """Table 2: displacement after 1..``horizon`` rollout steps where the block moves ``k * min_motion``."""
+    if horizon < 1:
+        raise ValueError(f"--horizon must be >= 1, got {horizon}")
+    rows = []
+    for k, (true, pred, enc, direction) in block_spans(model, episodes, probe, horizon).items():
+        keep = _moving(true, direction, k * min_motion)
+        stats = motion_stats(true[keep], pred[keep], direction[keep])
+        ceiling = motion_stats(true[keep], enc[keep], direction[keep])["forward_pred_m"]
+        # A k without such spans gives an empty row (0 spans, no values) instead of failing the diagnosis.
+        rows.append({"steps": k, "spans": int(keep.sum())} | stats | {"forward_encoded_m": ceiling})
+    return {"horizon": horizon, "rows": rows}
+
+
+def _cm(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f} cm"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _motion_cells(r: dict) -> str:
+    forward = f"{_cm(r['forward_true_m'])} | {_cm(r['forward_pred_m'])} | {_num(r['forward_corr'])}"
+    return (
+        f"{forward} | {_cm(r['sideways_true_m'])} | {_cm(r['sideways_pred_m'])} | {_num(r['sideways_corr'])}"
+    )
 
 
 def table_markdown(result: dict) -> str:
-    def cm(x: float) -> str:
-        return f"{100 * x:.2f} cm"
-
-    def c(x: float | None) -> str:
-        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
-
+    probe, one = result["probe"], result["one_step"]
+    header = "forward: true | predicted | corr. | sideways: true | predicted | corr."
+    mm = _cm(result["min_motion_m"])
     lines = [
-        f"Block motion over {result['transitions']} transitions of {result['episodes']} episodes in which "
-        f"the block moves more than {cm(result['min_motion_m'])}.",
+        f"Block probe (ridge {probe['ridge']:g} on {probe['features']}), fitted on {result['fit_episodes']} "
+        f"episodes: held-out RMSE x/y {_cm(probe['rmse_m'][0])} / {_cm(probe['rmse_m'][1])}, R² "
+        f"{_num(probe['r2'][0])} / {_num(probe['r2'][1])} over {probe['samples']} steps of "
+        f"{result['eval_episodes']} evaluation episodes.",
         "",
-        "| source | forward: true | predicted | corr. | sideways: true | predicted | corr. |",
-        "|---|---|---|---|---|---|---|",
+        f"One token step ({result['frames_per_step']} frames): {one['transitions']} of "
+        f"{one['of_transitions']} transitions in which the block moves more than {mm}.",
+        "",
+        f"| source | {header} |",
+        "|---" * 7 + "|",
+        *(f"| {r['source']} | {_motion_cells(r)} |" for r in one["rows"]),
     ]
-    for r in result["rows"]:
-        forward = f"{cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | {c(r['forward_corr'])}"
-        sideways = f"{cm(r['sideways_true_m'])} | {cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])}"
-        lines.append(f"| {r['source']} | {forward} | {sideways} |")
     roll = result.get("rollout")
     if roll is not None:
         lines += [
             "",
-            f"Predictor rollouts over {roll['horizon']} steps (no context): block displacement after k "
-            "steps.",
+            f"Predictor rollouts over {roll['horizon']} token steps: block displacement after k steps "
+            "(encoded: the probe on the true step k later; ratio: predicted / true forward).",
             "",
-            "| steps | spans | forward: true | predicted | ratio | corr. | sideways: true | predicted "
-            "| corr. |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| steps | spans | {header} | encoded forward | ratio |",
+            "|---" * 10 + "|",
         ]
         for r in roll["rows"]:
-            ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] else float("nan")
+            ratio = r["forward_pred_m"] / r["forward_true_m"] if r["spans"] and r["forward_true_m"] else None
             lines.append(
-                f"| {r['steps']} | {r['spans']} | {cm(r['forward_true_m'])} | {cm(r['forward_pred_m'])} | "
-                f"{c(ratio)} | {c(r['forward_corr'])} | {cm(r['sideways_true_m'])} | "
-                f"{cm(r['sideways_pred_m'])} | {c(r['sideways_corr'])} |"
+                f"| {r['steps']} | {r['spans']} | {_motion_cells(r)} | {_cm(r['forward_encoded_m'])} "
+                f"| {_num(ratio)} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", required=True, help="simulated world model checkpoint, or `pretrained`"
-    )
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--data", help="push episodes .npz (images, states, actions, positions), e.g. data_push.npz"
-    )
-    src.add_argument(
+    add = parser.add_argument
+    add("--checkpoint", required=True, help="a world model checkpoint, or `pretrained`")
+    add("--data", default=None, help="directory of push episodes written by `vjepa2-ac collect --task push`")
+    add(
         "--episodes",
         type=int,
-        help=f"collect this many fresh push episodes (env seeds {DIAGNOSE_SEED_OFFSET} + i) with the "
-        "checkpoint's recipe",
+        default=None,
+        help=f"without --data: collect this many fresh push episodes into OUT/data (default 60, collect "
+        f"seed {DIAGNOSE_SEED}); with --data: use its first N episodes",
     )
-    parser.add_argument("--last", type=int, default=None, help="--data: use only its last N episodes")
-    parser.add_argument(
-        "--context-frames", default="0,1,2,3", help="comma-separated numbers of past frames given as context"
-    )
-    parser.add_argument("--min-motion", type=float, default=0.01, help="block motion threshold (m)")
-    parser.add_argument(
-        "--horizon", type=int, default=4, help="rollout length of the second table (0: skip it)"
-    )
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--no-progress", action="store_true")
+    add("--max-steps", type=int, default=None, help="without --data: control steps per episode (default 20)")
+    add("--camera", default="left_mp4_path", help="camera metadata key or serial")
+    add("--min-motion", type=float, default=0.01, help="block motion threshold per token step (m)")
+    add("--horizon", type=int, default=4, help="rollout token steps (0: skip that table)")
+    add("--probe-features", default="tokens", choices=PROBE_FEATURES, help="block probe input")
+    add("--ridge", type=float, default=None, help="relative ridge penalty of the probe (default: by CV)")
+    add("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
+    add("--out", required=True, help="output directory")
+    add("--no-progress", action="store_true")
 
 
-def _parse_context(text: str) -> tuple[int, ...]:
-    try:
-        ks = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise SystemExit(f"--context-frames: expected comma-separated integers, got {text!r}") from None
-    if not ks or min(ks) < 0:
-        raise SystemExit(f"--context-frames: expected integers >= 0, got {text!r}")
-    return ks
+def _episode_dirs(args, model, out: Path) -> list[Path]:
+    from vjepa2_ac.datasets import list_raw_episodes
+
+    if args.episodes is not None and args.episodes < 2:
+        raise ValueError(
+            f"--episodes must be >= 2 (half fit the probe, half are evaluated), got {args.episodes}"
+        )
+    if args.data is None:
+        from vjepa2_ac.envs.collect import CollectConfig, collect
+
+        n = 60 if args.episodes is None else args.episodes
+        steps = 20 if args.max_steps is None else args.max_steps  # as long as `demo`'s training episodes
+        fresh = dict(task="push", push_start="aligned", seed=DIAGNOSE_SEED, max_steps=steps)
+        collect(CollectConfig(**fresh, image_size=model.image_size), out / "data", n)
+        return list_raw_episodes(out / "data")[:n]
+    if args.max_steps is not None:
+        raise ValueError("--max-steps applies to freshly collected episodes only (without --data)")
+    dirs = list_raw_episodes(args.data)[: args.episodes]
+    if len(dirs) < 2:
+        raise ValueError(f"--data {args.data}: {len(dirs)} episode(s); need 2 or more")
+    return dirs
 
 
-def _load_episodes(args, model, config: dict) -> dict:
-    if args.data is not None:
-        path = Path(args.data)
-        if not path.is_file():
-            raise SystemExit(f"--data: {path} does not exist")
-        with np.load(path) as f:
-            episodes = {k: f[k] for k in f.files}
-        check_episodes(episodes, model.cfg.image_size, str(path))
-        if args.last is not None:
-            if args.last < 1:
-                raise SystemExit(f"--last must be >= 1, got {args.last}")
-            episodes = {k: v[-args.last :] for k, v in episodes.items()}
-        return episodes
-    if args.last is not None:
-        raise SystemExit("--last applies to --data only")
-    if args.episodes < 1:
-        raise SystemExit(f"--episodes must be >= 1, got {args.episodes}")
-    import dataclasses
+def diagnose(model, dirs: list[Path], args) -> dict:
+    """Encodes the episodes, fits the block probe on the first half, measures on the second half."""
+    from tqdm import tqdm
 
-    from vjepa2_ac.experiments.episodes import collect_task
-    from vjepa2_ac.experiments.recipe import RecipeConfig
-
-    recipe = RecipeConfig.from_dict(config["recipe"]) if "recipe" in config else RecipeConfig()
-    cfg = dataclasses.replace(recipe.collect, episodes=args.episodes)
-    return collect_task(
-        "push", cfg, DIAGNOSE_SEED_OFFSET, model.cfg.image_size, recipe.camera, progress=not args.no_progress
-    )
+    episodes = [
+        load_push_steps(model, d, args.camera) for d in tqdm(dirs, desc="encode", disable=args.no_progress)
+    ]
+    n_fit = len(episodes) // 2
+    fit, held = episodes[:n_fit], episodes[n_fit:]
+    probe = BlockProbe.fit([e.z for e in fit], [e.block for e in fit], args.probe_features, args.ridge)
+    result = {
+        "frames_per_step": model.frames_per_step,
+        "fit_episodes": n_fit,
+        "eval_episodes": len(held),
+        "min_motion_m": args.min_motion,
+        "probe": {"features": probe.features, "ridge": probe.ridge, "ridge_by_cv": args.ridge is None}
+        | probe.score([e.z for e in held], [e.block for e in held]),
+        "one_step": one_step_fit(model, held, probe, args.min_motion),
+    }
+    if args.horizon:
+        result["rollout"] = rollout_fit(model, held, probe, args.horizon, args.min_motion)
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
+    from vjepa2_ac.experiments.plan import PlanError, load_world_model
     from vjepa2_ac.experiments.pretrained import resolve_checkpoint
-    from vjepa2_ac.experiments.recipe import load_sim_checkpoint
 
-    ks = _parse_context(args.context_frames)
-    model, config = load_sim_checkpoint(resolve_checkpoint(args.checkpoint))
-    if not 0 <= args.horizon <= model.cfg.max_steps:
-        raise SystemExit(f"--horizon must be in 0..{model.cfg.max_steps} (the checkpoint's max_steps)")
-    if max(ks) + 1 > model.cfg.max_steps:
-        raise SystemExit(
-            f"--context-frames up to {max(ks)} need max_steps >= {max(ks) + 1}; "
-            f"the checkpoint has {model.cfg.max_steps}"
-        )
+    torch.set_num_threads(max(1, args.threads))
+    for bad, what in (
+        (args.horizon < 0, f"--horizon must be >= 0, got {args.horizon}"),
+        (args.min_motion < 0, f"--min-motion must be >= 0 metres, got {args.min_motion}"),
+        (args.ridge is not None and args.ridge <= 0, f"--ridge must be > 0, got {args.ridge}"),
+    ):
+        if bad:
+            raise SystemExit(f"vjepa2-ac diagnose: {what}")
+    out = Path(args.out)
     try:
-        episodes = _load_episodes(args, model, config)
-        encoded = encode_push_episodes(model, episodes, progress=not args.no_progress)
-        result = block_motion_fit(model, episodes, ks, args.min_motion, encoded=encoded)
-        if args.horizon:
-            result["rollout"] = rollout_block_fit(model, episodes, args.horizon, args.min_motion, encoded)
-    except ValueError as e:
+        path = resolve_checkpoint(args.checkpoint)
+        try:
+            model = load_world_model(path)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as e:  # not a torch file at all
+            raise ValueError(f"--checkpoint {path}: not a loadable world model checkpoint: {e}") from None
+        result = diagnose(model, _episode_dirs(args, model, out), args)
+    except (PlanError, ValueError, FileNotFoundError) as e:  # DataError is a ValueError
         raise SystemExit(f"vjepa2-ac diagnose: {e}") from None
     result["checkpoint"] = str(args.checkpoint)
-    result["data"] = args.data if args.data is not None else f"{args.episodes} fresh push episodes"
-    out = Path(args.out)
+    result["data"] = args.data if args.data is not None else str(out / "data")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "diagnose.json", result)
     text = table_markdown(result)
