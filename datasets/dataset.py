@@ -200,7 +200,9 @@ class DroidClipDataset(Dataset):
             return cache[index]
         data = self.validate(self.episodes[index])
         cache[index] = data
-        if len(cache) > self.cache_size:
+        # With cache_frames every episode's frames stay in memory anyway; bounding its few per-step arrays
+        # would only make a pass over more than cache_size episodes re-read each one (LRU thrashing).
+        if len(cache) > self.cache_size and not self.config.cache_frames:
             cache.popitem(last=False)
         return data
 

@@ -124,7 +124,11 @@ def test_encode_alignments():
     assert z.shape == (2, 2, 16, 48)
     # Normed per token, no affine.
     assert torch.allclose(z.mean(-1), torch.zeros(2, 2, 16), atol=1e-5)
-    assert _maxerr(F.layer_norm(sub.encoder(video), (48,)).view(2, 2, 16, 48), z) < 1e-6
+    # Strategy A: every tubelet of 2 consecutive frames is encoded on its own (not jointly with the clip).
+    for j in range(2):
+        ref = F.layer_norm(sub.encoder(video[:, :, 2 * j : 2 * j + 2]), (48,)).view(2, 1, 16, 48)
+        assert _maxerr(ref, z[:, j : j + 1]) < 1e-6
+    assert _maxerr(F.layer_norm(sub.encoder(video), (48,)).view(2, 2, 16, 48), z) > 1e-3
     with pytest.raises(ValueError, match="multiple of the tubelet size"):
         sub.encode(torch.randn(1, 3, 3, 32, 32))
     dup = _small_wm("duplicate")
@@ -208,3 +212,22 @@ def test_parity_command(parity_dir, tmp_path, capsys):
     assert "rollout_reps (cached)" in out and "all 13 float32 outputs within 0.0001" in out
     with pytest.raises(FileNotFoundError, match="VJEPA2_AC_PARITY_FIXTURES"):
         main(["--fixtures", str(tmp_path)])
+
+
+@torch.no_grad()
+def test_encode_observation_is_the_last_tubelet_of_raw_frames():
+    """Planning encodes the last 2 frames as a tubelet, exactly as a training clip's step; fewer frames
+    than a tubelet repeat the oldest (a scene at rest); duplicate models encode the last frame alone."""
+    from vjepa2_ac.world_model import frames_to_video
+
+    sub = _small_wm("subsample")
+    frames = torch.randint(0, 256, (3, 4, 32, 32, 3), dtype=torch.uint8)
+    z_clip = sub.encode(frames_to_video(frames))  # [3, 2, N, D]
+    assert _maxerr(sub.encode_observation(frames), z_clip[:, 1]) < 1e-6
+    assert _maxerr(sub.encode_observation(frames[:, 2:]), z_clip[:, 1]) < 1e-6
+    still = sub.encode_observation(frames[:, :1])
+    assert _maxerr(still, sub.encode_image(frames_to_video(frames[:, :1])[:, :, 0])[:, 0]) < 1e-6
+    dup = _small_wm("duplicate")
+    assert _maxerr(dup.encode_observation(frames), dup.encode_frames(frames[:, -1:])[:, 0]) < 1e-6
+    with pytest.raises(ValueError, match=r"uint8 \[B, T, 32, 32, 3\]"):
+        sub.encode_observation(torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8))
