@@ -2,7 +2,7 @@
 
 ``vjepa2-ac data check DIR [--json FILE]`` validates every episode of a raw or RLDS DROID directory,
 prints episode count, total duration, cameras and each bad episode with its problem, and exits 1 when
-any episode is bad (2 when DIR is not a dataset at all).
+any episode is bad (4, a DataError, when DIR is not a dataset at all).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vjepa2_ac.datasets.check import check_dataset
-    from vjepa2_ac.datasets.errors import DataError
 
     if args.data_command != "check":  # pragma: no cover - argparse restricts the choices
         raise ValueError(f"unknown data command {args.data_command!r}")
@@ -41,13 +40,9 @@ def run(args: argparse.Namespace) -> int:
         print("vjepa2-ac data check: --frames must be >= 1 and --fps > 0", file=sys.stderr)
         return 2
     clip_s = None if args.no_clip_check else args.frames / args.fps
-    try:
-        report = check_dataset(
-            args.path, clip_seconds=clip_s, frame_count_tolerance=args.frame_tolerance, split=args.split
-        )
-    except DataError as e:
-        print(f"vjepa2-ac data check: {e}", file=sys.stderr)
-        return 2
+    report = check_dataset(
+        args.path, clip_seconds=clip_s, frame_count_tolerance=args.frame_tolerance, split=args.split
+    )
     _print_report(report)
     if args.json:
         tmp = f"{args.json}.tmp-{os.getpid()}"

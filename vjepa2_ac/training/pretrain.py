@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from vjepa2_ac.training import runtime
-from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config
+from vjepa2_ac.training.config import PretrainConfig, load_config
 from vjepa2_ac.training.loop import Run, train_loop
 from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
 from vjepa2_ac.training.objectives import PretrainObjective, layer_norm, sample_masks
@@ -38,11 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac pretrain: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
     pretrain(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
     return 0
 

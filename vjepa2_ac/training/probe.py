@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ov.append(f"steps={args.steps}")
     if args.device:
         ov.append(f"run.device={args.device}")
-    try:
-        cfg = load_config(ProbeConfig, args.config, ov)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac probe: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(ProbeConfig, args.config, ov)
     res = probe(cfg, Path(args.out))
     print(format_results(res))
     return 0

@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device=cuda but no CUDA device is available")
+        from vjepa2_ac.errors import DeviceError
+
+        raise DeviceError("run.device=cuda (--device cuda) but no CUDA device is available")
     return torch.device(name)
 
 

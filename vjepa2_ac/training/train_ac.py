@@ -14,7 +14,6 @@ their constructor config, :func:`vjepa2_ac.save_checkpoint` format, loadable by 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from vjepa2_ac.training import runtime
-from vjepa2_ac.training.config import ConfigError, TrainACConfig, load_config, to_dict
+from vjepa2_ac.training.config import TrainACConfig, load_config, to_dict
 from vjepa2_ac.training.loop import Run, train_loop
 from vjepa2_ac.training.objectives import ACObjective, encode_clips
 from vjepa2_ac.training.schedules import build_optimizer
@@ -107,11 +106,7 @@ def run(args: argparse.Namespace) -> int:
     ov = overrides_from_args(args)
     if args.predictor_checkpoint:
         ov.append(f"init.predictor_checkpoint={args.predictor_checkpoint}")
-    try:
-        cfg = load_config(TrainACConfig, args.config, ov)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac train: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(TrainACConfig, args.config, ov)  # errors are reported by the CLI (exit codes)
     train(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
     return 0
 
