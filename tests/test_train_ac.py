@@ -212,7 +212,7 @@ def test_cli_bad_config_fails_before_work_naming_the_key(tmp_path, capsys):
     from vjepa2_ac.experiments.cli import main
 
     code = main(["train", "--out", str(tmp_path / "run"), "--set", "model.encoder.num_heads=3"])
-    assert code == 2 and "model.encoder.embed_dim" in capsys.readouterr().err
+    assert code == 3 and "model.encoder.embed_dim" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

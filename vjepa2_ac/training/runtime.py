@@ -151,10 +151,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
     """Load a training checkpoint written by :func:`atomic_save` (weights_only)."""
+    from vjepa2_ac.checkpoint import safe_load
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return safe_load(path, "cpu", what="training checkpoint")
 
 
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike) -> None:

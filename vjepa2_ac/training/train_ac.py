@@ -126,11 +126,11 @@ def predictor_kwargs(cfg: TrainACConfig) -> dict[str, Any]:
 
 def load_encoder_weights(encoder: nn.Module, path: str) -> None:
     """Encoder weights from our checkpoints: pretrain ``encoder.pt``/``checkpoint.pt`` or a world model."""
-    from vjepa2_ac.checkpoint import load_state_dict_strict
+    from vjepa2_ac.checkpoint import CheckpointError, check_finite, load_state_dict_strict, safe_load
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path, "cpu", what="init.encoder_checkpoint")
     if not isinstance(state, dict):
-        raise ValueError(f"init.encoder_checkpoint {path}: not a checkpoint dict")
+        raise CheckpointError(f"init.encoder_checkpoint {path}: not a checkpoint dict")
     if state.get("kind") == "pretrain":  # a pretraining training-state checkpoint: take the EMA target
         sd = state["model"]["target_encoder"]
     elif "state_dict" in state:
@@ -138,9 +138,10 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> None:
         if any(k.startswith("encoder.") for k in sd):
             sd = {k[len("encoder.") :]: v for k, v in sd.items() if k.startswith("encoder.")}
     else:
-        raise ValueError(
+        raise CheckpointError(
             f"init.encoder_checkpoint {path}: no encoder weights found (keys {sorted(state)[:8]})"
         )
+    check_finite(sd, path)
     load_state_dict_strict(encoder, sd, what=f"encoder from {path}")
 
 
