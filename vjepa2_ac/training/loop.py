@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vjepa2_ac.errors import NonFiniteError
 from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import save_config, to_dict
 
@@ -38,10 +40,21 @@ class Run:
     def model_config(self) -> dict[str, Any]:
         return to_dict(self.cfg)["model"]
 
+    def check_finite(self, step: int) -> None:
+        """Refuses to checkpoint NaN/inf weights (a diverged step whose loss was still finite)."""
+        for name, module in self.modules.items():
+            for key, t in module.state_dict().items():
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise NonFiniteError(
+                        f"{self.run_dir}: non-finite weights in {name}.{key} after step {step}; "
+                        f"not saved (the checkpoint in {self.checkpoint_path.name} is from before)"
+                    )
+
     def save(self, step: int) -> None:
         """Atomically write the full training state after ``step`` optimisation steps (main process)."""
         if not self.info.is_main:
             return
+        self.check_finite(step)
         state = {
             "kind": self.kind,
             "step": step,
@@ -75,6 +88,22 @@ class Run:
         return int(state["step"])
 
 
+def check_step_metrics(step: int, metrics: dict[str, float], run: Run) -> None:
+    """Stops at the first non-finite loss or gradient norm, before anything of the step is saved."""
+    for key in ("loss", "grad_norm"):
+        value = metrics.get(key)
+        if value is not None and not math.isfinite(value):
+            kept = (
+                f"{run.checkpoint_path} (an earlier step) is kept"
+                if run.checkpoint_path.is_file()
+                else "no checkpoint was written"
+            )
+            raise NonFiniteError(
+                f"{key} is {value} at step {step}: training diverged (optim.lr={run.cfg.optim.lr}, "
+                f"optim.grad_clip={run.cfg.optim.grad_clip}); stopped, {kept}"
+            )
+
+
 def train_loop(
     run: Run,
     step_fn: Callable[[int, dict[str, Any]], dict[str, float]],
@@ -88,9 +117,11 @@ def train_loop(
     """Run ``step_fn(step, batch)`` from the start (or the checkpoint) to ``optim.total_steps``.
 
     Writes ``config.yaml`` (resolved), ``metrics.csv`` / ``tensorboard/``, and ``checkpoint.pt`` every
-    ``run.checkpoint_every`` steps and at the end. Stops early, with a checkpoint, when ``run.max_minutes``
-    is spent. ``stop_after_steps`` ends the process after that many steps WITHOUT a final checkpoint (it
-    simulates a kill; used by tests). Returns a summary (steps done, last metrics, whether finished).
+    ``run.checkpoint_every`` steps and at the end. Raises :class:`~vjepa2_ac.errors.NonFiniteError` at
+    the first non-finite loss or gradient norm (or weights, when saving). Stops early, with a checkpoint,
+    when ``run.max_minutes`` is spent. ``stop_after_steps`` ends the process after that many steps
+    WITHOUT a final checkpoint (it simulates a kill; used by tests). Returns a summary (steps done, last
+    metrics, whether finished).
     """
     cfg, info = run.cfg, run.info
     total = cfg.optim.total_steps
@@ -112,6 +143,7 @@ def train_loop(
             batch = next(batches)
             metrics = step_fn(step, batch)
             step += 1
+            check_step_metrics(step, metrics, run)
             now = time.perf_counter()
             metrics["clips_per_s"] = clips_per_step / max(now - t_last, 1e-9)
             t_last = now

@@ -133,9 +133,9 @@ def pretrain(
                 loss, jepa, aux_loss = model(video, h, masks, grid, probe_target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.zeros(())
-            if cfg.optim.grad_clip > 0:
-                gnorm = nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.grad_clip)
+            # Always measured (an infinite max norm clips nothing): a non-finite gradient stops the run.
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+            gnorm = nn.utils.clip_grad_norm_(objective.parameters(), clip)
             optimizer.step()
             scheduler.step()
             # EMA of the context encoder; momentum interpolated linearly over the run.

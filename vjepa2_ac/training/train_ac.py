@@ -307,9 +307,9 @@ def train(
                 loss, tf_loss, ar_loss, pred_std = model(z, actions, states)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.zeros(())
-            if cfg.optim.grad_clip > 0:
-                gnorm = nn.utils.clip_grad_norm_(predictor.parameters(), cfg.optim.grad_clip)
+            # Always measured (an infinite max norm clips nothing): a non-finite gradient stops the run.
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+            gnorm = nn.utils.clip_grad_norm_(predictor.parameters(), clip)
             optimizer.step()
             scheduler.step()
             red = runtime.all_reduce_mean(torch.stack([loss.detach().float(), tf_loss, ar_loss]).cpu(), info)
