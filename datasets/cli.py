@@ -1,8 +1,9 @@
 """``vjepa2-ac data``: dataset tools.
 
-``vjepa2-ac data check DIR [--json FILE]`` validates every episode of a raw or RLDS DROID directory,
-prints episode count, total duration, cameras and each bad episode with its problem, and exits 1 when
-any episode is bad (4, a DataError, when DIR is not a dataset at all).
+``vjepa2-ac data check DIR [--json FILE] [--fast]`` validates every episode of a raw or RLDS DROID
+directory (every RLDS record's CRC, every video frame decoded; ``--fast`` decodes the first and last
+frame only), prints episode count, total duration, cameras and each bad episode with its problem, and
+exits 1 when any episode is bad (4, a DataError, when DIR is not a dataset at all).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-tolerance", type=int, default=1, help="allowed video vs h5 frame-count difference"
     )
     p.add_argument("--split", default="train", help="RLDS split (default train)")
+    p.add_argument(
+        "--fast", action="store_true", help="decode only each video's first and last frame (default: all)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     clip_s = None if args.no_clip_check else args.frames / args.fps
     report = check_dataset(
-        args.path, clip_seconds=clip_s, frame_count_tolerance=args.frame_tolerance, split=args.split
+        args.path,
+        clip_seconds=clip_s,
+        frame_count_tolerance=args.frame_tolerance,
+        split=args.split,
+        fast=args.fast,
     )
     _print_report(report)
     if args.json:

@@ -83,8 +83,12 @@ def _tfrecord_frame(payload: bytes) -> bytes:
     return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
 
 
-def tfrecord_index(path: str | os.PathLike) -> list[tuple[int, int]]:
-    """``(payload offset, payload length)`` of every record of a TFRecord file (headers only)."""
+def tfrecord_scan(path: str | os.PathLike) -> tuple[list[tuple[int, int]], tuple[int, str] | None]:
+    """``(payload offset, payload length)`` of every record before the first damaged header, and the
+    damage, ``(byte position, problem)`` or ``None`` (headers only; payload CRCs are checked on read).
+
+    A damaged header hides where the following records start, so the rest of the shard is lost; the
+    records before it stay readable."""
     out = []
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -92,16 +96,24 @@ def tfrecord_index(path: str | os.PathLike) -> list[tuple[int, int]]:
         while pos < size:
             header = f.read(12)
             if len(header) != 12:
-                raise DataError(path, f"truncated TFRecord header at byte {pos}")
+                return out, (pos, f"truncated TFRecord header at byte {pos}")
             (n,) = struct.unpack("<Q", header[:8])
             (hcrc,) = struct.unpack("<I", header[8:])
             if hcrc != _masked_crc(header[:8]):
-                raise DataError(path, f"corrupt TFRecord header at byte {pos} (CRC mismatch)")
+                return out, (pos, f"corrupt TFRecord header at byte {pos} (CRC mismatch)")
             if pos + 12 + n + 4 > size:
-                raise DataError(path, f"truncated TFRecord: record at byte {pos} needs {n} bytes")
+                return out, (pos, f"truncated TFRecord: record at byte {pos} needs {n} bytes")
             out.append((pos + 12, n))
             pos += 12 + n + 4
             f.seek(pos)
+    return out, None
+
+
+def tfrecord_index(path: str | os.PathLike) -> list[tuple[int, int]]:
+    """``(payload offset, payload length)`` of every record of a TFRecord file; raises on any damage."""
+    out, damage = tfrecord_scan(path)
+    if damage is not None:
+        raise DataError(path, damage[1])
     return out
 
 
@@ -144,6 +156,8 @@ class _Source:
         self.features = builder.info.features
         self.serialized_info = self.features.get_serialized_info()
         self._parser = None
+        # (file, byte position) -> problem, for the damaged tail of a shard (listed as one bad episode).
+        self.damaged: dict[tuple[str, int], str] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -165,7 +179,12 @@ class _Source:
             if not Path(fp).is_file():
                 raise DataError(fp, "missing RLDS shard")
             if self.format == "tfrecord":
-                out += [(fp, off, n) for off, n in tfrecord_index(fp)]
+                records, damage = tfrecord_scan(fp)
+                out += [(fp, off, n) for off, n in records]
+                if damage is not None:
+                    pos, problem = damage
+                    self.damaged[(fp, pos)] = f"{problem}; the shard's records from there on are lost"
+                    out.append((fp, pos, 0))
             elif self.format == "array_record":
                 from array_record.python import array_record_module
 
@@ -179,13 +198,22 @@ class _Source:
         return out
 
     def read(self, file: str, offset: int, length: int, episode: str) -> dict:
+        if (file, offset) in self.damaged:
+            raise DataError(episode, self.damaged[(file, offset)])
         try:
             if length >= 0:
                 with open(file, "rb") as f:
                     f.seek(offset)
                     payload = f.read(length)
-                if len(payload) != length:
+                    stored = f.read(4)
+                if len(payload) != length or len(stored) != 4:
                     raise DataError(episode, "truncated TFRecord record")
+                if struct.unpack("<I", stored)[0] != _masked_crc(payload):
+                    raise DataError(
+                        episode,
+                        f"record payload CRC mismatch (bytes {offset}..{offset + length} of the shard "
+                        "are damaged)",
+                    )
             else:
                 from array_record.python import array_record_module
 
