@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 __all__ = ["add_arguments", "run"]
@@ -53,10 +52,9 @@ def run(args: argparse.Namespace) -> int:
     )
     _print_report(report)
     if args.json:
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, args.json)
+        from vjepa2_ac.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2))
     return 1 if report["bad"] else 0
 
 

@@ -12,10 +12,11 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+
+# Re-exported: planning and plotting write their files through these.
+from vjepa2_ac.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
 
 # Fields every per-episode JSON must carry; the smoke tests and `plot` rely on them.
 EPISODE_FIELDS: tuple[str, ...] = (
@@ -48,31 +49,6 @@ EPISODE_CSV_COLUMNS: tuple[str, ...] = (
     "planning_time_per_step_s",
     "final_energy",
 )
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomically write a UTF-8 text file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

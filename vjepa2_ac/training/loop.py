@@ -13,11 +13,69 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from vjepa2_ac.errors import NonFiniteError
+from vjepa2_ac.errors import NonFiniteError, RunDirError
 from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import save_config, to_dict
 
 CHECKPOINT = "checkpoint.pt"
+RUN_SETTINGS = "run_settings.json"
+# Settings a continued run may change: resources and logging, not what is learned or from what.
+RESUME_FREE = (
+    "run.max_minutes",
+    "run.threads",
+    "run.device",
+    "run.tensorboard",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.activation_checkpointing",
+    "data.num_workers",
+)
+
+
+def claim_run_dir(
+    run_dir: Path,
+    cfg: Any,
+    info: runtime.DistInfo,
+    *,
+    resume: bool,
+    overwrite: bool,
+    results: tuple[str, ...],
+    derived: tuple[str, ...] = (),
+) -> None:
+    """Make ``run_dir`` this run's, before anything is written into it (main process).
+
+    Locks it (``OUT/.lock``, see :mod:`vjepa2_ac.rundir`). A folder holding a finished or interrupted
+    run (any of ``results``) is refused unless ``resume`` (same settings, except :data:`RESUME_FREE`,
+    and the same data files) or ``overwrite`` (its outputs, ``results`` and ``derived``, are deleted
+    first). Stores the settings in ``run_settings.json``.
+    """
+    from vjepa2_ac import rundir
+
+    if not info.is_main:
+        return
+    if resume and overwrite:
+        raise RunDirError("--resume continues the run in --out and --overwrite replaces it; give one")
+    if resume and not (run_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {run_dir / CHECKPOINT}")
+    rundir.lock_run_dir(run_dir)
+    settings = {"config": to_dict(cfg), "data": rundir.data_identity(cfg.data.paths)}
+    present = [n for n in results if (run_dir / n).exists()]
+    if overwrite:
+        rundir.remove_outputs(run_dir, [*results, *derived, RUN_SETTINGS])
+    elif resume:
+        rundir.check_settings(
+            run_dir,
+            settings,
+            name=RUN_SETTINGS,
+            free=[f"config.{k}" for k in RESUME_FREE],
+            hint="resume with the settings and data it was started with, or --overwrite to start over",
+        )
+    elif present:
+        raise RunDirError(
+            f"--out {run_dir} already holds a run ({', '.join(present)}); continue it with --resume "
+            "or replace it with --overwrite"
+        )
+    rundir.write_settings(run_dir, settings, name=RUN_SETTINGS)
 
 
 @dataclass

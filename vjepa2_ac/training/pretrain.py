@@ -23,7 +23,7 @@ from torch import nn
 
 from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import PretrainConfig, load_config
-from vjepa2_ac.training.loop import Run, train_loop
+from vjepa2_ac.training.loop import CHECKPOINT, Run, claim_run_dir, train_loop
 from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
 from vjepa2_ac.training.objectives import PretrainObjective, layer_norm, sample_masks
 from vjepa2_ac.training.schedules import build_optimizer
@@ -38,7 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
-    pretrain(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    pretrain(
+        cfg,
+        Path(args.out),
+        resume=args.resume,
+        stop_after_steps=args.stop_after_steps,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -80,9 +86,15 @@ def state_normaliser(dataset, dims: list[int], seed: int, n: int = 64) -> dict[s
 
 
 def pretrain(
-    cfg: PretrainConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
+    cfg: PretrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run V-JEPA pretraining as configured; returns the loop summary."""
+    """Run V-JEPA pretraining as configured; returns the loop summary. ``run_dir`` is claimed as by
+    :func:`~vjepa2_ac.training.loop.claim_run_dir` (``resume`` or ``overwrite`` for a used folder)."""
     from vjepa2_ac.checkpoint import save_checkpoint
     from vjepa2_ac.training.data import build_dataset, make_loader
 
@@ -106,6 +118,15 @@ def pretrain(
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
         enc = cfg.model.encoder
         dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
+        claim_run_dir(
+            run_dir,
+            cfg,
+            info,
+            resume=resume,
+            overwrite=overwrite,
+            results=(CHECKPOINT, ENCODER, "metrics.csv"),
+            derived=("config.yaml", "tensorboard"),
+        )
         modules = {"encoder": encoder, "target_encoder": target, "predictor": predictor}
         if aux:
             modules["probe"] = objective.probe

@@ -142,11 +142,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from vjepa2_ac.atomic import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:

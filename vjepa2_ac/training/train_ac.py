@@ -22,7 +22,7 @@ from torch import nn
 
 from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import TrainACConfig, load_config, to_dict
-from vjepa2_ac.training.loop import Run, train_loop
+from vjepa2_ac.training.loop import CHECKPOINT, Run, claim_run_dir, train_loop
 from vjepa2_ac.training.objectives import ACObjective, encode_clips
 from vjepa2_ac.training.schedules import build_optimizer
 
@@ -56,6 +56,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_config: str) -
     )
     parser.add_argument("--out", required=True, help="run directory (config, checkpoints, metrics)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run in --out (checkpoints, metrics) and start over",
+    )
     parser.add_argument("--steps", type=int, help="optim.total_steps")
     parser.add_argument("--batch-size", type=int, help="data.batch_size (per process)")
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops with a checkpoint")
@@ -107,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
     if args.predictor_checkpoint:
         ov.append(f"init.predictor_checkpoint={args.predictor_checkpoint}")
     cfg = load_config(TrainACConfig, args.config, ov)  # errors are reported by the CLI (exit codes)
-    train(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    train(
+        cfg,
+        Path(args.out),
+        resume=args.resume,
+        stop_after_steps=args.stop_after_steps,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -212,22 +223,31 @@ def export_world_model(
 # ------------------------------------------------------------------------------------------------
 
 
-def build_data(cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runtime.DistInfo):
-    """The clip dataset, or the embedding cache built from it (rank 0 builds, the others wait and load)."""
+def build_dataset_of(cfg: TrainACConfig):
+    """The clip dataset of ``cfg.data`` at the model's image size, tubelet and alignment."""
     from vjepa2_ac.training.data import build_dataset
 
-    dataset = build_dataset(
-        cfg.data,
-        img_size=cfg.model.encoder.img_size,
-        tubelet_size=cfg.model.encoder.tubelet_size,
-        alignment=cfg.model.alignment,
+    enc = cfg.model.encoder
+    return build_dataset(
+        cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size, alignment=cfg.model.alignment
     )
+
+
+def build_data(
+    cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runtime.DistInfo, dataset=None
+) -> tuple[Any, bool]:
+    """The clip dataset (``dataset``, or built from ``cfg``), or the embedding cache built from it (rank
+    0 builds, the others wait and load); and whether it is the cache."""
+    if dataset is None:
+        dataset = build_dataset_of(cfg)
     if not cfg.data.cache_embeddings:
         return dataset, False
+    from vjepa2_ac.rundir import data_identity
     from vjepa2_ac.training.cache import build_embedding_cache
 
     meta = {
         "data": to_dict(cfg.data),
+        "data_identity": data_identity(cfg.data.paths),  # replaced episodes make a new cache
         "encoder": to_dict(cfg.model.encoder),
         "init": to_dict(cfg.init),
         "alignment": cfg.model.alignment,
@@ -256,9 +276,17 @@ def build_data(cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runt
 
 
 def train(
-    cfg: TrainACConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
+    cfg: TrainACConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the AC predictor as configured; returns the loop summary (see :func:`train_loop`)."""
+    """Train the AC predictor as configured; returns the loop summary (see :func:`train_loop`).
+
+    ``run_dir`` is claimed first (:func:`~vjepa2_ac.training.loop.claim_run_dir`): a folder holding
+    another run needs ``resume`` (same settings and data) or ``overwrite``."""
     info = runtime.init_distributed(cfg.run.device, cfg.run.threads)
     try:
         runtime.seed_everything(cfg.run.seed)
@@ -276,7 +304,17 @@ def train(
             ids = [info.device.index] if info.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
         optimizer, scheduler = build_optimizer(predictor, cfg.optim)
-        data, cached = build_data(cfg, encoder, run_dir, info)
+        dataset = build_dataset_of(cfg)  # data errors come before anything is written
+        claim_run_dir(
+            run_dir,
+            cfg,
+            info,
+            resume=resume,
+            overwrite=overwrite,
+            results=(CHECKPOINT, WORLD_MODEL, "metrics.csv"),
+            derived=("config.yaml", "tensorboard", "embedding_cache.pt"),
+        )
+        data, cached = build_data(cfg, encoder, run_dir, info, dataset)
         enc_cfg = cfg.model.encoder
         run = Run("train_ac", cfg, run_dir, info, {"predictor": predictor}, optimizer, scheduler)
         dev, bf16 = info.device, cfg.run.bf16
