@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -183,8 +182,13 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
     if args.stop_energy is not None and args.stop_distance is not None:
         raise PlanError("--stop-energy and --stop-distance are alternatives; give one")
+    if args.stop_energy is not None and not 0 <= args.stop_energy < float("inf"):  # NaN fails too
+        raise PlanError(f"--stop-energy must be a finite number >= 0, got {args.stop_energy}")
     if args.stop_distance is not None and not 0 < args.stop_distance <= 0.2:
         raise PlanError(f"--stop-distance must be in (0, 0.2] metres, got {args.stop_distance}")
+    for name in ("save_frames", "landscapes"):
+        if getattr(args, name) < 0:
+            raise PlanError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
 
 
 def resolve_stop_energy(args: argparse.Namespace, config: dict | None) -> float | None:
@@ -252,11 +256,15 @@ def run_settings(args: argparse.Namespace, image_size: int) -> dict:
 
 
 def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+    """Lock ``out`` for this process (a second ``plan`` on it fails, naming this one), then delete its
+    outputs (``--overwrite``, only under the lock) or check it holds a run with the same settings."""
+    from vjepa2_ac.rundir import lock_run_dir, remove_outputs
+
     cfg_path = out / "run_config.json"
-    if overwrite and out.exists():
-        shutil.rmtree(out / "episodes", ignore_errors=True)
-        for name in ("run_config.json", "summary.json", "summary.csv", "summary.md", "episodes.csv"):
-            (out / name).unlink(missing_ok=True)
+    lock_run_dir(out)
+    if overwrite:
+        outputs = ("episodes", "run_config.json", "summary.json", "summary.csv", "summary.md", "episodes.csv")
+        remove_outputs(out, outputs)
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v and k != "episodes"}
