@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from vjepa2_ac.checkpoint import content_hash
 from vjepa2_ac.experiments.recipe import RecipeConfig, save_sim_checkpoint
 from vjepa2_ac.experiments.results import EPISODE_FIELDS, wilson_interval
 from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
@@ -159,6 +160,7 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
     # A checkpoint whose weights do not match its config.
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
     ckpt["config"]["model"]["embed_dim"] = 64
+    ckpt.pop("sha256")  # as a file saved without a content hash (else the hash check refuses it first)
     mismatched = tmp_path / "mismatch.pt"
     torch.save(ckpt, mismatched)
     with pytest.raises(SystemExit, match="wrong shapes"):
@@ -272,6 +274,7 @@ def test_plan_stop_distance_uses_the_checkpoint_calibration(tiny_checkpoint, tmp
         )  # fmt: skip
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
     ckpt["config"]["energy_per_metre"] = {"reach": 1e4, "push": 1e4}  # 2 cm -> 200: above any energy
+    ckpt["sha256"] = content_hash(ckpt["config"], ckpt["state_dict"])  # edited on purpose: re-hashed
     calibrated = tmp_path / "calibrated.pt"
     torch.save(ckpt, calibrated)
     _inproc(

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import json
@@ -39,6 +40,12 @@ LOCK_NAME = ".lock"
 
 # Locked run directory (resolved) -> open lock file; kept open for the process's lifetime.
 _HELD: dict[Path, Any] = {}
+
+
+@atexit.register
+def _release_all() -> None:
+    for out in list(_HELD):
+        release_run_dir(out)
 
 
 def lock_run_dir(out: str | os.PathLike, what: str = "--out") -> Path:
