@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from fault_helpers import locked_by_another_process
 
 from vjepa2_ac.atomic import default_mode
 from vjepa2_ac.datasets.errors import DataError
@@ -52,15 +51,6 @@ def test_bad_numbers_fail_before_any_output(checkpoint, tmp_path, args, message)
     assert not out.exists()
 
 
-LOCK_AND_WAIT = """
-import sys
-from vjepa2_ac.rundir import lock_run_dir
-lock_run_dir(sys.argv[1])
-print("locked", flush=True)
-sys.stdin.read()
-"""
-
-
 def test_one_process_per_run_folder_and_junk_episode_files(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     assert _plan(checkpoint, out) == 0
@@ -72,24 +62,15 @@ def test_one_process_per_run_folder_and_junk_episode_files(checkpoint, tmp_path,
     capsys.readouterr()
 
     release_run_dir(out)  # this test process held it since its own run; now another process takes it
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_AND_WAIT, str(out)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with locked_by_another_process(out) as pid:
         for extra in ((), ("--overwrite",)):  # another run, or one wiping the folder, while it works
             assert _plan(checkpoint, out, "--episodes", "4", *extra) == 8
             err = capsys.readouterr().err.strip().splitlines()
             assert err == [
-                f"vjepa2-ac plan: --out {out} is in use by process {holder.pid} (lock file {out}/.lock); "
+                f"vjepa2-ac plan: --out {out} is in use by process {pid} (lock file {out}/.lock); "
                 "wait for it to finish or use another folder"
             ]
             assert {p.name: p.read_bytes() for p in (out / "episodes").iterdir()} == finished
-    finally:
-        holder.communicate("")
 
     # A damaged episode file is named, not counted and not a bare traceback.
     (out / "episodes" / "ep_0001.json").write_text("{")

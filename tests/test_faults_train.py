@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from fault_helpers import locked_by_another_process
 from train_helpers import TINY_TRAIN_AC, one_thread  # noqa: F401 (one_thread is a fixture)
 
 from vjepa2_ac.atomic import default_mode
@@ -106,29 +105,11 @@ def test_resume_refuses_replaced_data_and_the_cache_follows_the_data(setup, tmp_
 
 def test_two_processes_cannot_share_a_run_folder(setup, tmp_path, capsys):
     out = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_AND_WAIT, str(out)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with locked_by_another_process(out) as pid:
         assert _train(setup, out) == 8
         assert _err(capsys) == (
-            f"vjepa2-ac train: --out {out} is in use by process {holder.pid} (lock file {out}/.lock); "
+            f"vjepa2-ac train: --out {out} is in use by process {pid} (lock file {out}/.lock); "
             "wait for it to finish or use another folder"
         )
         assert sorted(p.name for p in out.iterdir()) == [".lock"]
-    finally:
-        holder.communicate("")
     assert _train(setup, out, "--steps", "2") == 0  # the lock goes with its process
-
-
-LOCK_AND_WAIT = """
-import sys
-from vjepa2_ac.rundir import lock_run_dir
-lock_run_dir(sys.argv[1])
-print("locked", flush=True)
-sys.stdin.read()
-"""
