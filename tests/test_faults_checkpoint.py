@@ -150,3 +150,18 @@ def test_malicious_and_truncated_files_give_one_line(saved, tmp_path, capsys, re
     assert code == 5 and len(err) == 1 and err[0].startswith("vjepa2-ac train: ") and "evil.pt" in err[0]
     assert "refused" in err[0] and "weights_only" not in err[0]
     assert not out.exists()
+
+
+def test_build_checked_refuses_a_bigger_config_than_the_weights_before_allocating():
+    from vjepa2_ac.checkpoint import build_checked
+    from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
+
+    small = dict(image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1)
+    state = SimWorldModel(SimModelConfig(**small)).state_dict()
+    model = build_checked(lambda: SimWorldModel(SimModelConfig(**small)), state, "sim model")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    huge = SimModelConfig(**{**small, "embed_dim": 32768, "pred_embed_dim": 32768})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"(?s)cannot load sim model:.*wrong shapes"):
+        build_checked(lambda: SimWorldModel(huge), state, "sim model")
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 500

@@ -16,7 +16,7 @@ import json
 import pickle
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ __all__ = [
     "content_hash",
     "check_finite",
     "check_state_dict",
+    "build_checked",
     "save_checkpoint",
     "load_checkpoint",
     "clean_official_keys",
@@ -196,6 +197,25 @@ def load_state_dict_strict(
     """
     check_state_dict(module, state_dict, what)
     module.load_state_dict(state_dict, strict=True)
+
+
+def build_checked(
+    build: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor], what: str = "module"
+) -> nn.Module:
+    """``build()`` on the ``meta`` device first (no memory), compared key by key and shape by shape with
+    ``state_dict``, then for real and loaded strictly: a config asking for a bigger model than the weights
+    fails with :class:`CheckpointError` before any allocation. ``build``'s TypeError/ValueError (a bad
+    config) becomes a :class:`CheckpointError` too."""
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot build {what}: invalid config: {e}") from None
+    check_state_dict(skeleton, state_dict, what)
+    del skeleton
+    module = build()
+    module.load_state_dict(state_dict, strict=True)
+    return module
 
 
 def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "module") -> None:

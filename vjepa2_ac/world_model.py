@@ -414,12 +414,7 @@ class WorldModel(nn.Module):
         config is first built on the ``meta`` device and compared with the weights present, so a config
         that asks for a larger model than the file holds fails before any real allocation.
         """
-        from vjepa2_ac.checkpoint import (
-            CheckpointError,
-            check_state_dict,
-            load_checkpoint,
-            load_state_dict_strict,
-        )
+        from vjepa2_ac.checkpoint import CheckpointError, build_checked, load_checkpoint
 
         ckpt = load_checkpoint(path, map_location=map_location)
         config, state = ckpt["config"], ckpt["state_dict"]
@@ -431,13 +426,4 @@ class WorldModel(nn.Module):
                 raise CheckpointError(
                     f"{path}: config {part}.depth={depth!r} does not fit the {len(state)} tensors in the file"
                 )
-        try:
-            with torch.device("meta"):
-                skeleton = cls.from_config(config)
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}: invalid world-model config: {e}") from None
-        check_state_dict(skeleton, state, what=what)
-        del skeleton
-        model = cls.from_config(config)
-        load_state_dict_strict(model, state, what=what)
-        return model
+        return build_checked(lambda: cls.from_config(config), state, what=what)
