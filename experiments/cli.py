@@ -76,8 +76,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def _command_label(name: str, args: argparse.Namespace) -> str:
-    # Nested commands (``data check``) name their sub-command in a ``*_command`` attribute.
-    sub = [v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)]
+    # Nested commands (``data check``, ``plot run``) name their sub-command in a ``*_command`` (or
+    # ``what``) attribute.
+    sub = [v for k, v in vars(args).items() if (k.endswith("_command") or k == "what") and isinstance(v, str)]
     return " ".join([name, *sub[:1]])
 
 
