@@ -120,3 +120,16 @@ def test_data_check_keeps_going_and_writes_its_report(tmp_path, capsys):
     assert report["episodes"] == 3 and report["good"] == 1
     assert {b["episode"].rsplit("/", 1)[1] for b in report["bad"]} == {"b", "c"}
     assert "episodes: 3 (1 good, 2 bad)" in capsys.readouterr().out
+
+
+def test_a_data_error_in_a_loader_worker_keeps_its_type_and_message(tmp_path):
+    from torch.utils.data import DataLoader
+
+    root = tmp_path / "raw"
+    video = make_episode(root / "video", 40) / "recordings" / "MP4" / "cam_left.mp4"
+    _damage_middle_of_video(video)
+    ds = RawDroidDataset([root / "video"], frames_per_clip=38, fps=15.0, **SMALL)
+    with pytest.raises(DataError) as e:
+        next(iter(DataLoader(ds, batch_size=1, num_workers=1)))
+    assert e.value.episode == str(root / "video")
+    assert e.value.problem.startswith(f"damaged video {video}: ") and "\n" not in str(e.value)
