@@ -182,8 +182,8 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
     if args.stop_energy is not None and args.stop_distance is not None:
         raise PlanError("--stop-energy and --stop-distance are alternatives; give one")
-    if args.stop_energy is not None and not 0 <= args.stop_energy < float("inf"):  # NaN fails too
-        raise PlanError(f"--stop-energy must be a finite number >= 0, got {args.stop_energy}")
+    if args.stop_energy is not None and not 0 < args.stop_energy < float("inf"):  # NaN fails too
+        raise PlanError(f"--stop-energy must be a finite number > 0, got {args.stop_energy}")
     if args.stop_distance is not None and not 0 < args.stop_distance <= 0.2:
         raise PlanError(f"--stop-distance must be in (0, 0.2] metres, got {args.stop_distance}")
     for name in ("save_frames", "landscapes"):

@@ -38,8 +38,8 @@ def _plan(checkpoint: str, out, *extra: str) -> int:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--stop-energy", "nan"], "--stop-energy must be a finite number >= 0, got nan"),
-        (["--stop-energy", "inf"], "--stop-energy must be a finite number >= 0, got inf"),
+        (["--stop-energy", "nan"], "--stop-energy must be a finite number > 0, got nan"),
+        (["--stop-energy", "inf"], "--stop-energy must be a finite number > 0, got inf"),
         (["--save-frames", "-1"], "--save-frames must be >= 0, got -1"),
         (["--landscapes", "-2"], "--landscapes must be >= 0, got -2"),
     ],
