@@ -29,6 +29,7 @@ RESUME_FREE = (
     "run.checkpoint_every",
     "run.activation_checkpointing",
     "data.num_workers",
+    "data.paths",  # as typed (relative or absolute); the data identity compares the resolved paths
 )
 
 
