@@ -1,15 +1,15 @@
 """``vjepa2-ac data``: dataset tools.
 
-``vjepa2-ac data check DIR [--json FILE]`` validates every episode of a raw DROID, RLDS or LeRobot v3
-directory, prints episode count, total duration, cameras and each bad episode with its problem, and
-exits 1 when any episode is bad (2 when DIR is not a dataset at all).
+``vjepa2-ac data check DIR [--json FILE] [--fast]`` validates every episode of a raw DROID, RLDS or
+LeRobot v3 directory (every RLDS record's CRC, every video frame decoded; ``--fast`` decodes the first
+and last frame only), prints episode count, total duration, cameras and each bad episode with its
+problem, and exits 1 when any episode is bad (4, a DataError, when DIR is not a dataset at all).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 __all__ = ["add_arguments", "run"]
@@ -31,11 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame-tolerance", type=int, default=1, help="allowed video vs h5 frame-count difference"
     )
     p.add_argument("--split", default="train", help="RLDS split (default train)")
+    p.add_argument(
+        "--fast", action="store_true", help="decode only each video's first and last frame (default: all)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vjepa2_ac.datasets.check import check_dataset
-    from vjepa2_ac.datasets.errors import DataError
 
     if args.data_command != "check":  # pragma: no cover - argparse restricts the choices
         raise ValueError(f"unknown data command {args.data_command!r}")
@@ -43,19 +45,18 @@ def run(args: argparse.Namespace) -> int:
         print("vjepa2-ac data check: --frames must be >= 1 and --fps > 0", file=sys.stderr)
         return 2
     clip_s = None if args.no_clip_check else args.frames / args.fps
-    try:
-        report = check_dataset(
-            args.path, clip_seconds=clip_s, frame_count_tolerance=args.frame_tolerance, split=args.split
-        )
-    except DataError as e:
-        print(f"vjepa2-ac data check: {e}", file=sys.stderr)
-        return 2
+    report = check_dataset(
+        args.path,
+        clip_seconds=clip_s,
+        frame_count_tolerance=args.frame_tolerance,
+        split=args.split,
+        fast=args.fast,
+    )
     _print_report(report)
     if args.json:
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, args.json)
+        from vjepa2_ac.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2))
     return 1 if report["bad"] else 0
 
 

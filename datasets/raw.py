@@ -33,8 +33,11 @@ _TS_NANO = "observation/timestamp/robot_state/robot_timestamp_nanos"
 def list_raw_episodes(source: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """Episode directories from a directory tree, a file of paths, or an explicit list.
 
-    * directory: every directory below it holding a ``trajectory.h5`` (sorted; hidden temporary
-      directories of an interrupted writer are ignored);
+    * directory: every directory below it holding a ``trajectory.h5`` or a ``metadata_*.json``, and
+      every directory next to one that is empty or holds only ``recordings/`` (sorted; hidden
+      temporary directories of an interrupted writer are ignored). An episode folder missing a file,
+      or empty, is listed so that reading it reports what is missing instead of it silently not
+      being counted;
     * file: one episode directory per line (first whitespace-separated column, as the official CSV;
       blank lines and ``#`` comments ignored; relative paths are relative to the file);
     * iterable: the paths as given.
@@ -42,13 +45,23 @@ def list_raw_episodes(source: str | os.PathLike | Iterable[str | os.PathLike]) -
     if isinstance(source, str | os.PathLike):
         src = Path(source)
         if src.is_dir():
-            eps = sorted(
+            marked = {
                 p.parent
-                for p in src.rglob("trajectory.h5")
+                for pattern in ("trajectory.h5", "metadata_*.json")
+                for p in src.rglob(pattern)
                 if not any(part.startswith(".") for part in p.relative_to(src).parts)
-            )
-            if not eps and any(src.glob("metadata_*.json")):
-                eps = [src]
+            }
+            # Folders beside episodes that are empty or hold only recordings are episodes whose other
+            # files never arrived.
+            partial = {
+                d
+                for parent in {e.parent for e in marked if e != src}
+                for d in parent.iterdir()
+                if d.is_dir()
+                and not d.name.startswith(".")
+                and (not any(d.iterdir()) or (d / "recordings").is_dir())
+            }
+            eps = sorted(marked | partial)
             if not eps:
                 raise DataError(src, "no episode directories (with a trajectory.h5) found below it")
             return eps
@@ -110,6 +123,8 @@ class RawEpisode(Episode):
             raise DataError(self.path, "episode directory does not exist")
         files = sorted(self.dir.glob("metadata_*.json"))
         if not files:
+            if not any(self.dir.iterdir()):
+                raise DataError(self.path, "empty episode directory (no metadata_*.json, trajectory.h5)")
             raise DataError(self.path, "missing metadata_*.json")
         if len(files) > 1:
             raise DataError(self.path, f"expected one metadata_*.json, found {[f.name for f in files]}")

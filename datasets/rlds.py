@@ -3,12 +3,14 @@
 TensorFlow in a process that renders MuJoCo segfaults (Mesa and TF clash over LLVM symbols), and it is a
 1.6 GB dependency, so neither direction needs it:
 
-* **Reading**: the TFRecord shards are unframed here (``u64 length, u32 masked-crc, payload, u32
-  masked-crc``) and each episode's ``tf.train.Example`` is parsed with tensorflow-datasets' numpy parser
-  (``ExampleParserNp``, TF-free). Images stay JPEG bytes until a clip asks for them; only those frames are
-  decoded (PIL). A shard index (file, offset, length per episode) is built once by reading the 12-byte
-  record headers, so random access to episode ``i`` reads only that record. ``array_record`` datasets
-  are read through the ``array_record`` package.
+* **Reading**: the TFRecord shards are unframed by :mod:`vjepa2_ac.datasets.tfrecord` (``u64 length,
+  u32 masked-crc, payload, u32 masked-crc``; every payload's CRC is checked when read) and each
+  episode's ``tf.train.Example`` is parsed with tensorflow-datasets' numpy parser (``ExampleParserNp``,
+  TF-free). Images stay JPEG bytes until a clip asks for them; only those frames are decoded (PIL). A
+  shard index (file, offset, length per episode) is built once by reading the 12-byte record headers, so
+  random access to episode ``i`` reads only that record; a damaged header ends its shard's index there
+  (the rest of the shard is one bad episode). ``array_record`` datasets are read through the
+  ``array_record`` package.
 * **Writing**: images are JPEG-encoded with PIL and handed to tfds' feature encoder as encoded bytes
   (TF-free), examples are serialised with tfds' own protobuf module, framed with the masked CRC32C, and
   ``dataset_info.json``/``features.json`` come from ``tfds.folder_dataset.write_metadata`` so that
@@ -23,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import struct
 import uuid as uuid_lib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +33,13 @@ import numpy as np
 
 from vjepa2_ac.datasets.episode import Episode, EpisodeData, check_states
 from vjepa2_ac.datasets.errors import DataError
+from vjepa2_ac.datasets.tfrecord import (  # noqa: F401 (crc32c, tfrecord_index: part of this module's API)
+    crc32c,
+    read_record,
+    tfrecord_frame,
+    tfrecord_index,
+    tfrecord_scan,
+)
 from vjepa2_ac.datasets.writer import DROID_CONTROL_HZ
 
 __all__ = [
@@ -45,64 +53,6 @@ __all__ = [
 ]
 
 DROID_IMAGE_FEATURES = ("exterior_image_1_left", "exterior_image_2_left", "wrist_image_left")
-
-# -- CRC32C (Castagnoli), as TFRecord framing needs ---------------------------------------------------
-_POLY = 0x82F63B78
-_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ _POLY if _c & 1 else _c >> 1
-    _TABLE.append(_c)
-del _i, _c
-
-try:  # optional C implementation (google-crc32c); the pure-Python fallback does ~6 MB/s
-    import google_crc32c as _gcrc  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _gcrc = None
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C of ``data``."""
-    if _gcrc is not None:  # pragma: no cover
-        return int(_gcrc.value(bytes(data)))
-    crc = 0xFFFFFFFF
-    table = _TABLE
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _tfrecord_frame(payload: bytes) -> bytes:
-    header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
-
-
-def tfrecord_index(path: str | os.PathLike) -> list[tuple[int, int]]:
-    """``(payload offset, payload length)`` of every record of a TFRecord file (headers only)."""
-    out = []
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        pos = 0
-        while pos < size:
-            header = f.read(12)
-            if len(header) != 12:
-                raise DataError(path, f"truncated TFRecord header at byte {pos}")
-            (n,) = struct.unpack("<Q", header[:8])
-            (hcrc,) = struct.unpack("<I", header[8:])
-            if hcrc != _masked_crc(header[:8]):
-                raise DataError(path, f"corrupt TFRecord header at byte {pos} (CRC mismatch)")
-            if pos + 12 + n + 4 > size:
-                raise DataError(path, f"truncated TFRecord: record at byte {pos} needs {n} bytes")
-            out.append((pos + 12, n))
-            pos += 12 + n + 4
-            f.seek(pos)
-    return out
 
 
 # -- dataset discovery ----------------------------------------------------------------------------------
@@ -144,6 +94,8 @@ class _Source:
         self.features = builder.info.features
         self.serialized_info = self.features.get_serialized_info()
         self._parser = None
+        # (file, byte position) -> problem, for the damaged tail of a shard (listed as one bad episode).
+        self.damaged: dict[tuple[str, int], str] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -165,7 +117,12 @@ class _Source:
             if not Path(fp).is_file():
                 raise DataError(fp, "missing RLDS shard")
             if self.format == "tfrecord":
-                out += [(fp, off, n) for off, n in tfrecord_index(fp)]
+                records, damage = tfrecord_scan(fp)
+                out += [(fp, off, n) for off, n in records]
+                if damage is not None:
+                    pos, problem = damage
+                    self.damaged[(fp, pos)] = f"{problem}; the shard's records from there on are lost"
+                    out.append((fp, pos, 0))
             elif self.format == "array_record":
                 from array_record.python import array_record_module
 
@@ -179,13 +136,11 @@ class _Source:
         return out
 
     def read(self, file: str, offset: int, length: int, episode: str) -> dict:
+        if (file, offset) in self.damaged:
+            raise DataError(episode, self.damaged[(file, offset)])
         try:
             if length >= 0:
-                with open(file, "rb") as f:
-                    f.seek(offset)
-                    payload = f.read(length)
-                if len(payload) != length:
-                    raise DataError(episode, "truncated TFRecord record")
+                payload = read_record(file, offset, length, episode)
             else:
                 from array_record.python import array_record_module
 
@@ -438,7 +393,7 @@ class _ShardWriter:
             self._f = array_record_module.ArrayRecordWriter(str(path), "group_size:1")
 
     def write(self, payload: bytes) -> None:
-        self._f.write(_tfrecord_frame(payload) if self.format == "tfrecord" else payload)
+        self._f.write(tfrecord_frame(payload) if self.format == "tfrecord" else payload)
 
     def close(self) -> None:
         self._f.close()

@@ -97,8 +97,8 @@ class VideoReader:
                 raise DataError(self.episode, f"missing video file {self.path}")
             try:
                 self._container = av.open(str(self.path))
-            except (av.FFmpegError, OSError) as e:
-                raise DataError(self.episode, f"unreadable video {self.path}: {e}") from e
+            except (av.FFmpegError, OSError, UnicodeDecodeError) as e:  # damaged metadata fails to decode
+                raise DataError(self.episode, f"unreadable video {self.path}: {e}") from None
             if not self._container.streams.video:
                 self.close()
                 raise DataError(self.episode, f"no video stream in {self.path}")
@@ -180,6 +180,12 @@ class VideoReader:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ValueError("indices: expected at least one frame index")
+        try:
+            return self._read(idx)
+        except (av.FFmpegError, UnicodeDecodeError) as e:  # damage surfaces while demuxing or decoding
+            raise DataError(self.episode, f"damaged video {self.path}: {e}") from None
+
+    def _read(self, idx: np.ndarray) -> np.ndarray:
         n = self.num_frames
         if idx.min() < 0 or idx.max() >= n:
             raise DataError(

@@ -3,6 +3,10 @@
 Each subcommand lives in its own module, imported only when that subcommand runs (importing torch,
 MuJoCo and tensorflow-datasets for ``--help`` would cost seconds). A command module provides
 ``add_arguments(parser)`` and ``run(args) -> int | None``.
+
+Expected failures (bad data, config, checkpoint, paths, a taken run directory, ...) are reported here,
+once for every command, as one line ``vjepa2-ac CMD: message`` with the exit code of :data:`EXIT_CODES`;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -35,6 +39,49 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Exit codes of expected failures, by exception class (most specific first; a subclass not listed gets the
+# code of its nearest listed base). Classes are named, not imported: importing them would pull in torch
+# for every command. 1 stays "finished, but found problems" (``data check`` with bad episodes) and
+# Python's own exit code of an unexpected exception.
+EXIT_CODES: dict[str, tuple[int, str]] = {
+    "vjepa2_ac.experiments.plan.PlanError": (2, "bad command-line argument"),
+    "vjepa2_ac.experiments.droid_plan.DroidPlanError": (2, "bad command-line argument"),
+    "vjepa2_ac.training.config.ConfigError": (3, "invalid configuration key or value"),
+    "yaml.error.YAMLError": (3, "a YAML file or --set value does not parse"),
+    "vjepa2_ac.datasets.errors.DataError": (4, "bad or unreadable data"),
+    "vjepa2_ac.checkpoint.CheckpointError": (5, "bad, damaged or mismatched checkpoint"),
+    "builtins.FileNotFoundError": (6, "a named file or folder does not exist"),
+    "vjepa2_ac.errors.RunDirError": (7, "the output folder holds another run (--resume or --overwrite)"),
+    "builtins.FileExistsError": (7, "an output exists and would be overwritten"),
+    "vjepa2_ac.errors.RunLockedError": (8, "another process works in the output folder"),
+    "vjepa2_ac.errors.DeviceError": (9, "the requested device is not available"),
+    "vjepa2_ac.errors.NonFiniteError": (10, "training met a non-finite loss or gradient"),
+    "vjepa2_ac.planners.base.NonFiniteEnergyError": (10, "planning met a non-finite energy"),
+}
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of an expected failure, or ``None`` for an unexpected exception."""
+    for cls in type(exc).__mro__:
+        entry = EXIT_CODES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if entry is not None:
+            return entry[0]
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (multi-line messages, e.g. key lists, joined with '; ')."""
+    parts = [p.strip() for p in str(exc).splitlines() if p.strip()]
+    return "; ".join(parts) or type(exc).__name__
+
+
+def _command_label(name: str, args: argparse.Namespace) -> str:
+    # Nested commands (``data check``, ``plot run``) name their sub-command in a ``*_command`` (or
+    # ``what``) attribute.
+    sub = [v for k, v in vars(args).items() if (k.endswith("_command") or k == "what") and isinstance(v, str)]
+    return " ".join([name, *sub[:1]])
+
+
 def _top_level_help() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: vjepa2-ac COMMAND [options]", "", "commands:"]
@@ -57,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"vjepa2-ac {name}", description=help_)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    code = module.run(args)
+    try:
+        code = module.run(args)
+    except Exception as exc:
+        exit_code = exit_code_for(exc)
+        if exit_code is None:
+            raise
+        print(f"vjepa2-ac {_command_label(name, args)}: {one_line(exc)}", file=sys.stderr)
+        return exit_code
     return int(code or 0)
 
 

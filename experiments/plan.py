@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +189,7 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
     if args.stop_energy is not None and args.stop_distance is not None:
         raise PlanError("--stop-energy and --stop-distance are alternatives; give one")
-    if args.stop_energy is not None and not 0 < args.stop_energy < math.inf:
+    if args.stop_energy is not None and not 0 < args.stop_energy < math.inf:  # NaN fails too
         raise PlanError(f"--stop-energy must be a finite number > 0, got {args.stop_energy}")
     if args.stop_distance is not None and not 0 < args.stop_distance <= 0.2:
         raise PlanError(f"--stop-distance must be in (0, 0.2] metres, got {args.stop_distance}")
@@ -280,11 +279,15 @@ def run_settings(args: argparse.Namespace, model) -> dict:
 
 
 def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+    """Lock ``out`` for this process (a second ``plan`` on it fails, naming this one), then delete its
+    outputs (``--overwrite``, only under the lock) or check it holds a run with the same settings."""
+    from vjepa2_ac.rundir import lock_run_dir, remove_outputs
+
     cfg_path = out / "run_config.json"
-    if overwrite and out.exists():
-        shutil.rmtree(out / "episodes", ignore_errors=True)
-        for name in ("run_config.json", "summary.json", "summary.csv", "summary.md", "episodes.csv"):
-            (out / name).unlink(missing_ok=True)
+    lock_run_dir(out)
+    if overwrite:
+        outputs = ("episodes", "run_config.json", "summary.json", "summary.csv", "summary.md", "episodes.csv")
+        remove_outputs(out, outputs)
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         changed = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v and k != "episodes"}
@@ -488,24 +491,18 @@ def plan_episodes(args: argparse.Namespace) -> dict:
     bar.close()
     for env in envs:
         env.close()
-    rows = write_summary(out, extra={"settings": settings})
+    rows = write_summary(out, extra={"settings": settings}, episodes=args.episodes)
     return {"rows": rows, "settings": settings}
 
 
 def run(args: argparse.Namespace) -> int:
     if args.task == "droid":
-        from vjepa2_ac.experiments.droid_plan import DroidPlanError, plan_droid
+        from vjepa2_ac.experiments.droid_plan import plan_droid
 
-        try:
-            summary = plan_droid(args)
-        except DroidPlanError as e:
-            raise SystemExit(f"vjepa2-ac plan: {e}") from None
+        summary = plan_droid(args)
         print(json.dumps(summary, indent=1))
         return 0
-    try:
-        result = plan_episodes(args)
-    except PlanError as e:
-        raise SystemExit(f"vjepa2-ac plan: {e}") from None
+    result = plan_episodes(args)  # a PlanError becomes one line and exit code 2 (experiments/cli.py)
     from vjepa2_ac.experiments.results import markdown_table
 
     print(markdown_table(result["rows"]), end="")

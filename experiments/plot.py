@@ -360,10 +360,10 @@ def run(args: argparse.Namespace) -> int:
     for attr in ("run_dir", "frames_npz", "npz"):
         path = getattr(args, attr, None)
         if path is not None and not Path(path).exists():
-            raise SystemExit(f"vjepa2-ac plot {args.what}: {attr.replace('_', ' ')} {path!r} does not exist")
+            raise FileNotFoundError(f"{attr.replace('_', ' ')} {path!r} does not exist")
     for path in getattr(args, "csv", None) or getattr(args, "run_dirs", None) or []:
         if not Path(path).exists():
-            raise SystemExit(f"vjepa2-ac plot {args.what}: {path!r} does not exist")
+            raise FileNotFoundError(f"{path!r} does not exist")
     if args.what == "run":
         written = plot_run(args.run_dir, args.out)
     elif args.what == "success":

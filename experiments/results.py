@@ -12,10 +12,12 @@ import io
 import json
 import math
 import os
-import tempfile
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+
+# Re-exported: planning and plotting write their files through these.
+from vjepa2_ac.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
 
 # Fields every per-episode JSON must carry; the smoke tests and `plot` rely on them.
 EPISODE_FIELDS: tuple[str, ...] = (
@@ -48,31 +50,6 @@ EPISODE_CSV_COLUMNS: tuple[str, ...] = (
     "planning_time_per_step_s",
     "final_energy",
 )
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomically write a UTF-8 text file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -117,20 +94,48 @@ def validate_episode_record(rec: dict, source: str = "episode record") -> dict:
     return rec
 
 
+EPISODE_FILE = re.compile(r"ep_(\d+)\.json")
+
+
 def episode_path(run_dir: str | os.PathLike, index: int) -> Path:
     """Path of the JSON file of episode ``index`` inside ``run_dir``."""
     return Path(run_dir) / "episodes" / f"ep_{index:04d}.json"
 
 
-def load_episode_records(run_dir: str | os.PathLike) -> list[dict]:
-    """All finished episode records of a run directory, sorted by episode index."""
+def load_episode_records(
+    run_dir: str | os.PathLike, episodes: int | None = None, run: dict | None = None
+) -> list[dict]:
+    """The finished episode records of a run directory, sorted by episode index.
+
+    Every ``episodes/ep_*.json`` must be ``ep_<index>.json`` holding a valid record of episode
+    ``<index>`` (and, given ``run`` settings, of that run's task and method); anything else is a
+    :class:`~vjepa2_ac.datasets.errors.DataError` naming the file, never counted or skipped.
+    ``episodes=N`` keeps episodes ``0..N-1`` (a folder may hold more from a longer run).
+    """
+    from vjepa2_ac.datasets.errors import DataError
+
     ep_dir = Path(run_dir) / "episodes"
     if not ep_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no 'episodes/' folder (is this a `vjepa2-ac plan` output dir?)")
     records = []
     for p in sorted(ep_dir.glob("ep_*.json")):
-        with open(p, encoding="utf-8") as f:
-            records.append(validate_episode_record(json.load(f), source=str(p)))
+        m = EPISODE_FILE.fullmatch(p.name)
+        if m is None:
+            raise DataError(p, "stray file in episodes/: expected ep_<index>.json (e.g. ep_0003.json)")
+        index = int(m.group(1))
+        if episodes is not None and index >= episodes:
+            continue
+        try:
+            rec = validate_episode_record(json.loads(p.read_text(encoding="utf-8")), source=str(p))
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
+            problem = str(e).removeprefix(f"{p}: ")
+            raise DataError(p, f"not a valid episode record ({problem})") from None
+        if rec["episode"] != index:
+            raise DataError(p, f"holds episode {rec['episode']!r}, its name says {index}")
+        for key in ("task", "method"):
+            if run is not None and key in run and rec[key] != run[key]:
+                raise DataError(p, f"belongs to another run ({key} {rec[key]!r}, this run's is {run[key]!r})")
+        records.append(rec)
     records.sort(key=lambda r: (r["method"], r["episode"]))
     return records
 
@@ -220,10 +225,18 @@ def markdown_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(run_dir: str | os.PathLike, extra: dict | None = None) -> list[dict]:
-    """(Re)write ``episodes.csv``, ``summary.json``, ``summary.csv`` and ``summary.md`` of a run dir."""
+def write_summary(
+    run_dir: str | os.PathLike, extra: dict | None = None, episodes: int | None = None
+) -> list[dict]:
+    """(Re)write ``episodes.csv``, ``summary.json``, ``summary.csv`` and ``summary.md`` of a run dir.
+
+    Counts episodes ``0..episodes-1`` (``episodes``, else ``extra["settings"]["episodes"]``, else all);
+    ``extra["settings"]``' task and method must match every record's."""
     run_dir = Path(run_dir)
-    records = load_episode_records(run_dir)
+    settings = (extra or {}).get("settings") or {}
+    if episodes is None:
+        episodes = settings.get("episodes")
+    records = load_episode_records(run_dir, episodes=episodes, run=settings)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(EPISODE_CSV_COLUMNS))
     w.writeheader()

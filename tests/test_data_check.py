@@ -48,11 +48,10 @@ def test_data_check_cli_reports_bad_episodes(tmp_path, capsys):
     assert any("video has 39 frames" in w for w in report["warnings"])
     assert "BAD" in out.stdout and "episodes: 5 (2 good, 3 bad)" in out.stdout
 
-    # a clean dataset exits 0; a path that is not a dataset exits 2
-    # in-process (each subprocess costs seconds of imports): clean dataset -> 0, not a dataset -> 2
+    # in-process (each subprocess costs seconds of imports): clean dataset -> 0, not a dataset -> 4
     assert main(["data", "check", str(root / "a")]) == 0
     assert "1 good, 0 bad" in capsys.readouterr().out
-    assert main(["data", "check", str(tmp_path / "nothing")]) == 2
+    assert main(["data", "check", str(tmp_path / "nothing")]) == 4
     assert "no such file or directory" in capsys.readouterr().err
 
 

@@ -29,10 +29,18 @@ def tiny_world_model(alignment: str = "subsample", size: int = 32, **metadata) -
 
 
 def _inproc(*args: str) -> None:
-    """Run a `vjepa2-ac` command in this process (cheaper than a subprocess; errors raise SystemExit)."""
+    """Run a `vjepa2-ac` command in this process (cheaper than a subprocess); a failure raises
+    SystemExit with the one-line message the command printed."""
+    import contextlib
+    import io
+
     from vjepa2_ac.experiments.cli import main
 
-    assert main(list(args)) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(args))
+    if code != 0:
+        raise SystemExit(f"exit {code}: {err.getvalue().strip()}")
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -174,6 +182,7 @@ def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
     # A checkpoint whose weights do not match its config.
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
     ckpt["config"]["encoder"]["embed_dim"] = 64
+    ckpt.pop("sha256")  # as a file saved without a content hash (else the hash check refuses it first)
     mismatched = tmp_path / "mismatch.pt"
     torch.save(ckpt, mismatched)
     with pytest.raises(SystemExit, match="not a loadable world model checkpoint"):

@@ -69,10 +69,16 @@ def test_plot_curves_and_errors(tmp_path):
     bad.write_text("iteration,loss\n1,2\n")
     with pytest.raises(ValueError, match="'step' column"):
         plot_curves([bad], tmp_path / "x.png")
+
+
+def test_plot_missing_input_is_one_line_and_exit_6(tmp_path, capsys):
     from vjepa2_ac.experiments.cli import main
 
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["plot", "energy", str(tmp_path / "missing"), "--out", str(tmp_path / "e.png")])
+    assert main(["plot", "energy", str(tmp_path / "missing"), "--out", str(tmp_path / "e.png")]) == 6
+    assert (
+        capsys.readouterr().err == f"vjepa2-ac plot energy: run dir '{tmp_path / 'missing'}' does not exist\n"
+    )
+    assert not (tmp_path / "e.png").exists()
 
 
 def test_plot_landscape_from_array_file(tmp_path):

@@ -138,3 +138,8 @@ def test_cli_pretrain_smoke(episodes, tmp_path):
 
     enc = load_checkpoint(out / "encoder.pt")
     assert enc["config"]["embed_dim"] == 32 and enc["step"] == 2
+    # The folder now belongs to this run: a second one is refused, another seed cannot resume it.
+    before = (out / "encoder.pt").read_bytes()
+    assert main(argv) == 7
+    assert main([*argv, "--resume", "--seed", "3"]) == 7
+    assert (out / "encoder.pt").read_bytes() == before

@@ -69,6 +69,9 @@ def test_resume_after_kill_is_bit_for_bit(episodes, tmp_path):
 def test_resume_from_another_architecture_fails_clearly(episodes, tmp_path):
     train(tiny_cfg(episodes, "optim.total_steps=2", "optim.warmup_steps=0", "optim.anneal_steps=0"), tmp_path)
     other = tiny_cfg(episodes, "model.predictor.depth=2")
+    with pytest.raises(FileExistsError, match=r"other settings \(config.model.predictor.depth: 1 -> 2"):
+        train(other, tmp_path, resume=True)
+    (tmp_path / "run_settings.json").unlink()  # a run folder written before settings were stored
     with pytest.raises(ValueError, match="another architecture.*predictor.depth"):
         train(other, tmp_path, resume=True)
 
@@ -212,7 +215,7 @@ def test_cli_bad_config_fails_before_work_naming_the_key(tmp_path, capsys):
     from vjepa2_ac.experiments.cli import main
 
     code = main(["train", "--out", str(tmp_path / "run"), "--set", "model.encoder.num_heads=3"])
-    assert code == 2 and "model.encoder.embed_dim" in capsys.readouterr().err
+    assert code == 3 and "model.encoder.embed_dim" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

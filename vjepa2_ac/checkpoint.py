@@ -1,14 +1,22 @@
 """Checkpoints: our own (weights + constructor config) and Meta's official V-JEPA 2 / 2-AC files.
 
-Every file is read with ``torch.load(..., weights_only=True)``; writes are atomic (temporary file in the
-same folder, then ``os.replace``), so an interrupted save never leaves a truncated checkpoint behind.
+Every file is read with ``torch.load(..., weights_only=True)`` through :func:`safe_load`, which turns a
+refused pickle, a truncated or damaged file into a one-line :class:`CheckpointError` naming the file.
+Writes are atomic (temporary file in the same folder, then ``os.replace``), so an interrupted save never
+leaves a truncated checkpoint behind. Our checkpoints carry a sha256 of their config and tensors
+(``sha256`` entry), verified on load; files without one (Meta's, older ones) load as before. Every load
+refuses NaN/inf weights, and :func:`check_state_dict` compares a checkpoint with a module built on the
+``meta`` device (no memory) so that a config asking for a huge model is refused before any allocation.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Mapping
+import hashlib
+import json
+import pickle
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -16,6 +24,11 @@ from torch import nn
 
 __all__ = [
     "CheckpointError",
+    "safe_load",
+    "content_hash",
+    "check_finite",
+    "check_state_dict",
+    "build_checked",
     "save_checkpoint",
     "load_checkpoint",
     "clean_official_keys",
@@ -34,19 +47,75 @@ class CheckpointError(RuntimeError):
     """A checkpoint does not match the module it is loaded into, or is not a valid checkpoint file."""
 
 
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu", what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file.
+
+    A file holding pickled Python objects other than tensors and plain values is refused (loading it
+    could run code); a truncated or otherwise damaged file is reported as such, not as a torch trace.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with warnings.catch_warnings():
+            # torch warns about a plain pickle's protocol before refusing it: noise next to our message.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message suggests weights_only=False, which would run the file's code: not an option.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only load failed" in first.lower() or "unsupported" in str(e).lower():
+            raise CheckpointError(
+                f"{path}: refused: the {what} holds Python objects other than tensors and plain values "
+                "(loading it could run code); only weights files are accepted"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable {what} (damaged pickle: {first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: not a readable {what} (truncated or damaged file, {path.stat().st_size} bytes: {first})"
+        ) from None
+
+
+def _tensor_bytes(t: torch.Tensor) -> memoryview:
+    flat = t.detach().cpu().reshape(-1).contiguous()
+    return memoryview(flat.view(torch.uint8).numpy())
+
+
+def content_hash(config: Mapping, state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the config (canonical JSON) and every tensor's name, dtype, shape and bytes, in sorted
+    key order: equal for the same weights and config whatever the device or the dict's order."""
+    h = hashlib.sha256()
+    h.update(json.dumps(config, sort_keys=True, default=repr).encode())
+    for key in sorted(state_dict):
+        t = state_dict[key]
+        h.update(f"\0{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(_tensor_bytes(t))
+    return h.hexdigest()
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], path: str | Path) -> None:
+    """Refuses NaN/inf in any floating-point tensor, naming the first offending keys."""
+    bad = []
+    for key, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append(f"{key} ({n} of {t.numel()})")
+    if bad:
+        more = f" and {len(bad) - 5} more tensors" if len(bad) > 5 else ""
+        raise CheckpointError(
+            f"{path}: non-finite (NaN/inf) weights in {', '.join(bad[:5])}{more}; "
+            "the run that wrote it diverged"
+        )
+
+
+def _atomic_save(obj, path: Path) -> None:
+    from vjepa2_ac.atomic import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(
@@ -67,14 +136,17 @@ def save_checkpoint(
         raise TypeError(f"save_checkpoint: expected an nn.Module or a state dict, got {type(model_or_state)}")
     if not isinstance(config, Mapping):
         raise TypeError(f"save_checkpoint: config must be a dict, got {type(config).__name__}")
-    for key in ("format", "format_version", "config", "state_dict"):
+    for key in ("format", "format_version", "config", "state_dict", "sha256"):
         if key in extra:
             raise ValueError(f"save_checkpoint: extra entry {key!r} is reserved")
+    state = {k: v.detach().cpu() for k, v in state.items()}
+    check_finite(state, path)  # a diverged model is refused when written, not when planning with it
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "config": dict(config),
-        "state_dict": {k: v.detach().cpu() for k, v in state.items()},
+        "state_dict": state,
+        "sha256": content_hash(dict(config), state),
         **extra,
     }
     _atomic_save(payload, path)
@@ -82,19 +154,32 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Reads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    """Reads a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Verifies the stored content hash (when the file has one) and refuses NaN/inf weights.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = safe_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a vjepa2_ac checkpoint (no format={FORMAT!r} entry); "
             "for Meta's files use load_official_checkpoint"
         )
     for key in ("config", "state_dict"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: checkpoint has no {key!r} entry")
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} dict entry")
+    bad = sorted(k for k, v in ckpt["state_dict"].items() if not isinstance(v, torch.Tensor))
+    if bad:
+        raise CheckpointError(f"{path}: state_dict entries that are not tensors: {', '.join(bad[:5])}")
+    stored = ckpt.get("sha256")
+    if stored is not None:
+        actual = content_hash(ckpt["config"], ckpt["state_dict"])
+        if actual != stored:
+            raise CheckpointError(
+                f"{path}: content hash mismatch (stored sha256 {str(stored)[:12]}..., contents "
+                f"{actual[:12]}...): its weights or config changed after it was saved"
+            )
+    check_finite(ckpt["state_dict"], path)
     return ckpt
 
 
@@ -109,6 +194,36 @@ def load_state_dict_strict(
     """Loads ``state_dict`` into ``module`` requiring exactly the same keys and shapes.
 
     Raises :class:`CheckpointError` listing every missing, unexpected and wrongly shaped key.
+    """
+    check_state_dict(module, state_dict, what)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def build_checked(
+    build: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor], what: str = "module"
+) -> nn.Module:
+    """``build()`` on the ``meta`` device first (no memory), compared key by key and shape by shape with
+    ``state_dict``, then for real and loaded strictly: a config asking for a bigger model than the weights
+    fails with :class:`CheckpointError` before any allocation. ``build``'s TypeError/ValueError (a bad
+    config) becomes a :class:`CheckpointError` too."""
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot build {what}: invalid config: {e}") from None
+    check_state_dict(skeleton, state_dict, what)
+    del skeleton
+    module = build()
+    module.load_state_dict(state_dict, strict=True)
+    return module
+
+
+def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "module") -> None:
+    """Raises :class:`CheckpointError` unless ``state_dict`` has exactly ``module``'s keys and shapes.
+
+    ``module`` may live on the ``meta`` device: building the module from a checkpoint's config there
+    costs no memory, so a config that asks for far more weights than the file holds is refused before
+    the real module is allocated.
     """
     own = module.state_dict()
     missing = sorted(set(own) - set(state_dict))
@@ -128,17 +243,13 @@ def load_state_dict_strict(
             if items:
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
         raise CheckpointError("\n".join(lines))
-    module.load_state_dict(state_dict, strict=True)
 
 
 def _read_official(path_or_url: str | Path, map_location) -> dict:
     src = str(path_or_url)
     if src.startswith(("http://", "https://")):
         return torch.hub.load_state_dict_from_url(src, map_location=map_location, weights_only=True)
-    path = Path(src)
-    if not path.is_file():
-        raise FileNotFoundError(f"official checkpoint not found: {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    return safe_load(src, map_location, what="official checkpoint")
 
 
 def load_official_checkpoint(
@@ -193,6 +304,7 @@ def load_official_checkpoint(
             targets["predictor"] = (predictor, raw["predictor"])
     for role, (module, sd) in targets.items():
         clean = clean_official_keys(sd)
+        check_finite(clean, path)
         if role == "encoder" and "pos_embed" in clean and "pos_embed" not in module.state_dict():
             clean.pop("pos_embed")
         load_state_dict_strict(module, clean, what=f"{role} from {path}")

@@ -521,10 +521,22 @@ class WorldModel(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
-        """Rebuilds a model saved by :meth:`save` and loads its weights strictly."""
-        from vjepa2_ac.checkpoint import load_checkpoint, load_state_dict_strict
+        """Rebuilds a model saved by :meth:`save` and loads its weights strictly.
+
+        The file's hash and weights are checked by :func:`~vjepa2_ac.checkpoint.load_checkpoint`; its
+        config is first built on the ``meta`` device and compared with the weights present, so a config
+        that asks for a larger model than the file holds fails before any real allocation.
+        """
+        from vjepa2_ac.checkpoint import CheckpointError, build_checked, load_checkpoint
 
         ckpt = load_checkpoint(path, map_location=map_location)
-        model = cls.from_config(ckpt["config"])
-        load_state_dict_strict(model, ckpt["state_dict"], what=f"world model from {path}")
-        return model
+        config, state = ckpt["config"], ckpt["state_dict"]
+        what = f"world model from {path}"
+        # Module construction is a Python loop per layer: bound the layer counts by the tensors present.
+        for part in ("encoder", "predictor"):
+            depth = (config.get(part) or {}).get("depth", 0) if isinstance(config.get(part), dict) else 0
+            if not isinstance(depth, int) or not 0 <= depth <= len(state):
+                raise CheckpointError(
+                    f"{path}: config {part}.depth={depth!r} does not fit the {len(state)} tensors in the file"
+                )
+        return build_checked(lambda: cls.from_config(config), state, what=what)

@@ -3,7 +3,9 @@
 With a frozen encoder the targets of a clip never change, so encoding each clip once and training the
 predictor on the cache removes the encoder from every step (the recipe that worked on CPU in the reach
 feasibility study). Each dataset item is drawn ``data.cache_passes`` times with its own seed (different
-clip windows); the cache is stored in the run directory atomically and reused on ``--resume``.
+clip windows); the cache is stored in the run directory atomically and reused on ``--resume`` when its
+``meta`` matches: the data, encoder and init settings, and the data files' identity (paths, sizes,
+modification times; see :func:`vjepa2_ac.rundir.data_identity`), so replaced episodes are re-encoded.
 """
 
 from __future__ import annotations
@@ -52,8 +54,14 @@ def build_embedding_cache(
 ) -> EmbeddingCache:
     """Encode every (pass, item) once, or load the cache at ``path`` if built with the same ``meta``."""
     if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("meta") == meta:
+        from vjepa2_ac.checkpoint import CheckpointError, safe_load
+
+        try:
+            saved = safe_load(path, "cpu", what="embedding cache")
+        except CheckpointError as e:  # derived data: rebuilt, and said so
+            tqdm.write(f"rebuilding the embedding cache: {e}")
+            saved = {}
+        if isinstance(saved, dict) and saved.get("meta") == meta:
             return EmbeddingCache(saved["tensors"])
     keys = [(i, _mix(seed, p, i, 3)) for p in range(passes) for i in range(len(dataset))]
     batches = [keys[j : j + batch_size] for j in range(0, len(keys), batch_size)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import re
 import types
@@ -528,22 +529,31 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             _fail(key, f"expected an integer, got {value!r}")
         return value
     if tp is float:
-        if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*", value):
-            num, den = value.split("/")
-            return float(num) / float(den)  # e.g. mlp_ratio "48/11" exactly as the official factory
-        if isinstance(value, str):
-            try:
-                return float(value)  # PyYAML reads "3e-3" (no dot) as a string
-            except ValueError:
-                _fail(key, f"expected a number, got {value!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(key, f"expected a number, got {value!r}")
-        return float(value)
+        number = _to_float(value, key)
+        if not math.isfinite(number):  # no setting of ours means anything at NaN or infinity
+            _fail(key, f"expected a finite number, got {number}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             _fail(key, f"expected a string, got {value!r}")
         return value
     return value
+
+
+def _to_float(value: Any, key: str) -> float:
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*", value):
+        num, den = value.split("/")
+        if float(den) == 0:
+            _fail(key, f"expected a number, got {value!r} (division by zero)")
+        return float(num) / float(den)  # e.g. mlp_ratio "48/11" exactly as the official factory
+    if isinstance(value, str):
+        try:
+            return float(value)  # PyYAML reads "3e-3" (no dot) as a string
+        except ValueError:
+            _fail(key, f"expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(key, f"expected a number, got {value!r}")
+    return float(value)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
@@ -643,9 +653,6 @@ def load_config(cls: type[T], source: str | os.PathLike | dict | None = None, ov
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    from vjepa2_ac.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

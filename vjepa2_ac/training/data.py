@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vjepa2_ac.training.config import DataConfig
+from vjepa2_ac.training.config import ConfigError, DataConfig
 
 
 def _mix(*xs: int) -> int:
@@ -127,8 +127,9 @@ def build_dataset(
     Fails with a clear message when no paths are given or no episode is found.
     """
     if not cfg.paths:
-        raise ValueError("data.paths is empty: give episode directories, a root directory or a list file")
+        raise ConfigError("data.paths", "is empty: give episode directories, a root directory or a list file")
     from vjepa2_ac import datasets as ds_mod
+    from vjepa2_ac.datasets.errors import DataError
 
     kwargs = dict(
         frames_per_clip=cfg.frames_per_clip,
@@ -161,13 +162,15 @@ def build_dataset(
             source = [str(p) for p in cfg.paths] if len(cfg.paths) > 1 else str(cfg.paths[0])
             dataset = ds_mod.RLDSDroidDataset(source, camera=camera, **kwargs)
     except TypeError as e:
-        raise TypeError(
-            f"the {cfg.format} reader rejected the data options ({e}); check data.reader_kwargs"
+        raise ConfigError(
+            "data.reader_kwargs", f"the {cfg.format} reader rejected the data options ({e})"
         ) from None
     except ValueError as e:
         if "no episodes" in str(e) or "empty" in str(e):
-            raise ValueError(f"the dataset at {cfg.paths} is empty: {e}") from None
+            raise DataError(", ".join(map(str, cfg.paths)), f"the dataset is empty: {e}") from None
         raise
     if len(dataset) == 0:
-        raise ValueError(f"the dataset at {cfg.paths} is empty: no usable episodes/clips found")
+        raise DataError(
+            ", ".join(map(str, cfg.paths)), "the dataset is empty: no usable episodes/clips found"
+        )
     return dataset

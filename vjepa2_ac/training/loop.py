@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,10 +13,70 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vjepa2_ac.errors import NonFiniteError, RunDirError
 from vjepa2_ac.training import runtime
 from vjepa2_ac.training.config import save_config, to_dict
 
 CHECKPOINT = "checkpoint.pt"
+RUN_SETTINGS = "run_settings.json"
+# Settings a continued run may change: resources and logging, not what is learned or from what.
+RESUME_FREE = (
+    "run.max_minutes",
+    "run.threads",
+    "run.device",
+    "run.tensorboard",
+    "run.log_every",
+    "run.checkpoint_every",
+    "run.activation_checkpointing",
+    "data.num_workers",
+    "data.paths",  # as typed (relative or absolute); the data identity compares the resolved paths
+)
+
+
+def claim_run_dir(
+    run_dir: Path,
+    cfg: Any,
+    info: runtime.DistInfo,
+    *,
+    resume: bool,
+    overwrite: bool,
+    results: tuple[str, ...],
+    derived: tuple[str, ...] = (),
+) -> None:
+    """Make ``run_dir`` this run's, before anything is written into it (main process).
+
+    Locks it (``OUT/.lock``, see :mod:`vjepa2_ac.rundir`). A folder holding a finished or interrupted
+    run (any of ``results``) is refused unless ``resume`` (same settings, except :data:`RESUME_FREE`,
+    and the same data files) or ``overwrite`` (its outputs, ``results`` and ``derived``, are deleted
+    first). Stores the settings in ``run_settings.json``.
+    """
+    from vjepa2_ac import rundir
+
+    if not info.is_main:
+        return
+    if resume and overwrite:
+        raise RunDirError("--resume continues the run in --out and --overwrite replaces it; give one")
+    if resume and not (run_dir / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {run_dir / CHECKPOINT}")
+    rundir.lock_run_dir(run_dir)
+    settings = {"config": to_dict(cfg), "data": rundir.data_identity(cfg.data.paths)}
+    present = [n for n in results if (run_dir / n).exists()]
+    if overwrite:
+        rundir.remove_outputs(run_dir, [*results, *derived, RUN_SETTINGS])
+    elif resume:
+        rundir.check_settings(
+            run_dir,
+            settings,
+            name=RUN_SETTINGS,
+            free=[f"config.{k}" for k in RESUME_FREE],
+            hint="resume with the settings and data it was started with, or --overwrite to start over",
+        )
+    elif present:
+        raise RunDirError(
+            f"--out {run_dir} already holds a run ({', '.join(present)}); continue it with --resume "
+            "or replace it with --overwrite"
+        )
+    rundir.write_settings(run_dir, settings, name=RUN_SETTINGS)
 
 
 @dataclass
@@ -38,10 +99,21 @@ class Run:
     def model_config(self) -> dict[str, Any]:
         return to_dict(self.cfg)["model"]
 
+    def check_finite(self, step: int) -> None:
+        """Refuses to checkpoint NaN/inf weights (a diverged step whose loss was still finite)."""
+        for name, module in self.modules.items():
+            for key, t in module.state_dict().items():
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    raise NonFiniteError(
+                        f"{self.run_dir}: non-finite weights in {name}.{key} after step {step}; "
+                        f"not saved (the checkpoint in {self.checkpoint_path.name} is from before)"
+                    )
+
     def save(self, step: int) -> None:
         """Atomically write the full training state after ``step`` optimisation steps (main process)."""
         if not self.info.is_main:
             return
+        self.check_finite(step)
         state = {
             "kind": self.kind,
             "step": step,
@@ -75,6 +147,22 @@ class Run:
         return int(state["step"])
 
 
+def check_step_metrics(step: int, metrics: dict[str, float], run: Run) -> None:
+    """Stops at the first non-finite loss or gradient norm, before anything of the step is saved."""
+    for key in ("loss", "grad_norm"):
+        value = metrics.get(key)
+        if value is not None and not math.isfinite(value):
+            kept = (
+                f"{run.checkpoint_path} (an earlier step) is kept"
+                if run.checkpoint_path.is_file()
+                else "no checkpoint was written"
+            )
+            raise NonFiniteError(
+                f"{key} is {value} at step {step}: training diverged (optim.lr={run.cfg.optim.lr}, "
+                f"optim.grad_clip={run.cfg.optim.grad_clip}); stopped, {kept}"
+            )
+
+
 def train_loop(
     run: Run,
     step_fn: Callable[[int, dict[str, Any]], dict[str, float]],
@@ -88,9 +176,11 @@ def train_loop(
     """Run ``step_fn(step, batch)`` from the start (or the checkpoint) to ``optim.total_steps``.
 
     Writes ``config.yaml`` (resolved), ``metrics.csv`` / ``tensorboard/``, and ``checkpoint.pt`` every
-    ``run.checkpoint_every`` steps and at the end. Stops early, with a checkpoint, when ``run.max_minutes``
-    is spent. ``stop_after_steps`` ends the process after that many steps WITHOUT a final checkpoint (it
-    simulates a kill; used by tests). Returns a summary (steps done, last metrics, whether finished).
+    ``run.checkpoint_every`` steps and at the end. Raises :class:`~vjepa2_ac.errors.NonFiniteError` at
+    the first non-finite loss or gradient norm (or weights, when saving). Stops early, with a checkpoint,
+    when ``run.max_minutes`` is spent. ``stop_after_steps`` ends the process after that many steps
+    WITHOUT a final checkpoint (it simulates a kill; used by tests). Returns a summary (steps done, last
+    metrics, whether finished).
     """
     cfg, info = run.cfg, run.info
     total = cfg.optim.total_steps
@@ -112,6 +202,7 @@ def train_loop(
             batch = next(batches)
             metrics = step_fn(step, batch)
             step += 1
+            check_step_metrics(step, metrics, run)
             now = time.perf_counter()
             metrics["clips_per_s"] = clips_per_step / max(now - t_last, 1e-9)
             t_last = now

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ import torch
 from torch import nn
 
 from vjepa2_ac.training import runtime
-from vjepa2_ac.training.config import ConfigError, PretrainConfig, load_config, to_dict
-from vjepa2_ac.training.loop import Run, train_loop
+from vjepa2_ac.training.config import PretrainConfig, load_config, to_dict
+from vjepa2_ac.training.loop import CHECKPOINT, Run, claim_run_dir, train_loop
 from vjepa2_ac.training.mask_predictor import MaskTokenPredictor
 from vjepa2_ac.training.objectives import PretrainObjective, StateGeometryLoss, layer_norm, sample_masks
 from vjepa2_ac.training.schedules import build_optimizer
@@ -41,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac pretrain: {e}", file=sys.stderr)
-        return 2
-    pretrain(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
+    cfg = load_config(PretrainConfig, args.config, overrides_from_args(args))
+    pretrain(
+        cfg,
+        Path(args.out),
+        resume=args.resume,
+        stop_after_steps=args.stop_after_steps,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -93,9 +94,15 @@ def state_normaliser(dataset, dims: list[int], seed: int, n: int = 256) -> dict[
 
 
 def pretrain(
-    cfg: PretrainConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
+    cfg: PretrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run V-JEPA pretraining as configured; returns the loop summary."""
+    """Run V-JEPA pretraining as configured; returns the loop summary. ``run_dir`` is claimed as by
+    :func:`~vjepa2_ac.training.loop.claim_run_dir` (``resume`` or ``overwrite`` for a used folder)."""
     from vjepa2_ac.checkpoint import save_checkpoint
     from vjepa2_ac.training.data import build_dataset, make_loader
 
@@ -126,6 +133,15 @@ def pretrain(
             model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
         dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
+        claim_run_dir(
+            run_dir,
+            cfg,
+            info,
+            resume=resume,
+            overwrite=overwrite,
+            results=(CHECKPOINT, ENCODER, "metrics.csv"),
+            derived=("config.yaml", "tensorboard"),
+        )
         modules = {"encoder": encoder, "target_encoder": target, "predictor": predictor}
         if aux:
             modules["geometry"] = geometry
@@ -151,9 +167,9 @@ def pretrain(
                 loss, jepa, aux_loss, manifold = model(video, h, masks, grid, states)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.zeros(())
-            if cfg.optim.grad_clip > 0:
-                gnorm = nn.utils.clip_grad_norm_(objective.parameters(), cfg.optim.grad_clip)
+            # Always measured (an infinite max norm clips nothing): a non-finite gradient stops the run.
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+            gnorm = nn.utils.clip_grad_norm_(objective.parameters(), clip)
             optimizer.step()
             scheduler.step()
             # EMA of the context encoder; momentum interpolated linearly over the run.

@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ov.append(f"steps={args.steps}")
     if args.device:
         ov.append(f"run.device={args.device}")
-    try:
-        cfg = load_config(ProbeConfig, args.config, ov)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac probe: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(ProbeConfig, args.config, ov)
     res = probe(cfg, Path(args.out))
     print(format_results(res))
     return 0
@@ -90,14 +85,14 @@ def load_encoder(path: str | None, fallback_kwargs: dict[str, Any]) -> nn.Module
     """An encoder from any of our checkpoints (pretrain ``encoder.pt``/``checkpoint.pt``, ``world_model.pt``),
     or a randomly initialised one built from ``fallback_kwargs`` when ``path`` is empty."""
     from vjepa2_ac import build_encoder
-    from vjepa2_ac.checkpoint import load_state_dict_strict
+    from vjepa2_ac.checkpoint import CheckpointError, check_finite, load_state_dict_strict, safe_load
     from vjepa2_ac.training.config import EncoderConfig, from_dict
 
     if not path:
         return build_encoder(**fallback_kwargs)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path, "cpu", what="encoder checkpoint")
     if not isinstance(state, dict):
-        raise ValueError(f"encoder checkpoint {path}: not a checkpoint dict")
+        raise CheckpointError(f"{path}: encoder checkpoint is not a checkpoint dict")
     if state.get("kind") == "pretrain":
         kw = from_dict(EncoderConfig, state["config"]["model"]["encoder"], "model.encoder").kwargs()
         sd = state["model"]["target_encoder"]
@@ -109,8 +104,9 @@ def load_encoder(path: str | None, fallback_kwargs: dict[str, Any]) -> nn.Module
         else:
             kw = conf
     else:
-        raise ValueError(f"encoder checkpoint {path}: unknown layout (keys {sorted(state)[:8]})")
+        raise CheckpointError(f"{path}: encoder checkpoint of unknown layout (keys {sorted(state)[:8]})")
     kw = {**kw, "use_activation_checkpointing": False}
+    check_finite(sd, path)
     encoder = build_encoder(**kw)
     load_state_dict_strict(encoder, sd, what=f"encoder from {path}")
     return encoder

@@ -44,7 +44,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device=cuda but no CUDA device is available")
+        from vjepa2_ac.errors import DeviceError
+
+        raise DeviceError("run.device=cuda (--device cuda) but no CUDA device is available")
     return torch.device(name)
 
 
@@ -140,19 +142,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    from vjepa2_ac.atomic import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
     """Load a training checkpoint written by :func:`atomic_save` (weights_only)."""
+    from vjepa2_ac.checkpoint import safe_load
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return safe_load(path, "cpu", what="training checkpoint")
 
 
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike) -> None:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from vjepa2_ac.training import runtime
-from vjepa2_ac.training.config import ConfigError, TrainACConfig, load_config, to_dict
-from vjepa2_ac.training.loop import Run, train_loop
+from vjepa2_ac.training.config import TrainACConfig, load_config, to_dict
+from vjepa2_ac.training.loop import CHECKPOINT, Run, claim_run_dir, train_loop
 from vjepa2_ac.training.objectives import ACObjective, encode_clips
 from vjepa2_ac.training.schedules import build_optimizer
 
@@ -57,6 +57,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_config: str) -
     )
     parser.add_argument("--out", required=True, help="run directory (config, checkpoints, metrics)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run in --out (checkpoints, metrics) and start over",
+    )
     parser.add_argument("--steps", type=int, help="optim.total_steps")
     parser.add_argument("--batch-size", type=int, help="data.batch_size (per process)")
     parser.add_argument("--max-minutes", type=float, help="wall-clock budget; stops with a checkpoint")
@@ -107,18 +112,14 @@ def run(args: argparse.Namespace) -> int:
     ov = overrides_from_args(args)
     if args.predictor_checkpoint:
         ov.append(f"init.predictor_checkpoint={args.predictor_checkpoint}")
-    try:
-        cfg = load_config(TrainACConfig, args.config, ov)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"vjepa2-ac train: {e}", file=sys.stderr)
-        return 2
-    from vjepa2_ac.datasets.errors import DataError
-
-    try:
-        train(cfg, Path(args.out), resume=args.resume, stop_after_steps=args.stop_after_steps)
-    except DataError as e:  # bad data (a path, a missing feature, a broken episode): one line, no traceback
-        print(f"vjepa2-ac train: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(TrainACConfig, args.config, ov)  # errors are reported by the CLI (exit codes)
+    train(
+        cfg,
+        Path(args.out),
+        resume=args.resume,
+        stop_after_steps=args.stop_after_steps,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -137,11 +138,11 @@ def predictor_kwargs(cfg: TrainACConfig) -> dict[str, Any]:
 
 def load_encoder_weights(encoder: nn.Module, path: str) -> None:
     """Encoder weights from our checkpoints: pretrain ``encoder.pt``/``checkpoint.pt`` or a world model."""
-    from vjepa2_ac.checkpoint import load_state_dict_strict
+    from vjepa2_ac.checkpoint import CheckpointError, check_finite, load_state_dict_strict, safe_load
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path, "cpu", what="init.encoder_checkpoint")
     if not isinstance(state, dict):
-        raise ValueError(f"init.encoder_checkpoint {path}: not a checkpoint dict")
+        raise CheckpointError(f"init.encoder_checkpoint {path}: not a checkpoint dict")
     if state.get("kind") == "pretrain":  # a pretraining training-state checkpoint: take the EMA target
         sd = state["model"]["target_encoder"]
     elif "state_dict" in state:
@@ -149,9 +150,10 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> None:
         if any(k.startswith("encoder.") for k in sd):
             sd = {k[len("encoder.") :]: v for k, v in sd.items() if k.startswith("encoder.")}
     else:
-        raise ValueError(
+        raise CheckpointError(
             f"init.encoder_checkpoint {path}: no encoder weights found (keys {sorted(state)[:8]})"
         )
+    check_finite(sd, path)
     load_state_dict_strict(encoder, sd, what=f"encoder from {path}")
 
 
@@ -260,22 +262,31 @@ def export_world_model(
 # ------------------------------------------------------------------------------------------------
 
 
-def build_data(cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runtime.DistInfo):
-    """The clip dataset, or the embedding cache built from it (rank 0 builds, the others wait and load)."""
+def build_dataset_of(cfg: TrainACConfig):
+    """The clip dataset of ``cfg.data`` at the model's image size, tubelet and alignment."""
     from vjepa2_ac.training.data import build_dataset
 
-    dataset = build_dataset(
-        cfg.data,
-        img_size=cfg.model.encoder.img_size,
-        tubelet_size=cfg.model.encoder.tubelet_size,
-        alignment=cfg.model.alignment,
+    enc = cfg.model.encoder
+    return build_dataset(
+        cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size, alignment=cfg.model.alignment
     )
+
+
+def build_data(
+    cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runtime.DistInfo, dataset=None
+) -> tuple[Any, bool]:
+    """The clip dataset (``dataset``, or built from ``cfg``), or the embedding cache built from it (rank
+    0 builds, the others wait and load); and whether it is the cache."""
+    if dataset is None:
+        dataset = build_dataset_of(cfg)
     if not cfg.data.cache_embeddings:
         return dataset, False
+    from vjepa2_ac.rundir import data_identity
     from vjepa2_ac.training.cache import build_embedding_cache
 
     meta = {
         "data": to_dict(cfg.data),
+        "data_identity": data_identity(cfg.data.paths),  # replaced episodes make a new cache
         "encoder": to_dict(cfg.model.encoder),
         "init": to_dict(cfg.init),
         "alignment": cfg.model.alignment,
@@ -304,9 +315,17 @@ def build_data(cfg: TrainACConfig, encoder: nn.Module, run_dir: Path, info: runt
 
 
 def train(
-    cfg: TrainACConfig, run_dir: Path, *, resume: bool = False, stop_after_steps: int | None = None
+    cfg: TrainACConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train the AC predictor as configured; returns the loop summary (see :func:`train_loop`)."""
+    """Train the AC predictor as configured; returns the loop summary (see :func:`train_loop`).
+
+    ``run_dir`` is claimed first (:func:`~vjepa2_ac.training.loop.claim_run_dir`): a folder holding
+    another run needs ``resume`` (same settings and data) or ``overwrite``."""
     info = runtime.init_distributed(cfg.run.device, cfg.run.threads)
     try:
         runtime.seed_everything(cfg.run.seed)
@@ -324,7 +343,17 @@ def train(
             ids = [info.device.index] if info.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
         optimizer, scheduler = build_optimizer(predictor, cfg.optim)
-        data, cached = build_data(cfg, encoder, run_dir, info)
+        dataset = build_dataset_of(cfg)  # data errors come before anything is written
+        claim_run_dir(
+            run_dir,
+            cfg,
+            info,
+            resume=resume,
+            overwrite=overwrite,
+            results=(CHECKPOINT, WORLD_MODEL, "metrics.csv"),
+            derived=("config.yaml", "tensorboard", "embedding_cache.pt"),
+        )
+        data, cached = build_data(cfg, encoder, run_dir, info, dataset)
         enc_cfg = cfg.model.encoder
         run = Run("train_ac", cfg, run_dir, info, {"predictor": predictor}, optimizer, scheduler)
         dev, bf16 = info.device, cfg.run.bf16
@@ -355,9 +384,9 @@ def train(
                 loss, tf_loss, ar_loss, pred_std = model(z, actions, states)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.zeros(())
-            if cfg.optim.grad_clip > 0:
-                gnorm = nn.utils.clip_grad_norm_(predictor.parameters(), cfg.optim.grad_clip)
+            # Always measured (an infinite max norm clips nothing): a non-finite gradient stops the run.
+            clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+            gnorm = nn.utils.clip_grad_norm_(predictor.parameters(), clip)
             optimizer.step()
             scheduler.step()
             red = runtime.all_reduce_mean(torch.stack([loss.detach().float(), tf_loss, ar_loss]).cpu(), info)
