@@ -80,7 +80,7 @@ def training_commands(out: Path, quick: bool, threads: int) -> list[list[str]]:
         ["collect", "--task", "reach", "--episodes", str(episodes), "--max-steps", str(steps)]
         + ["--seed", str(COLLECT_SEED), "--out", str(data["reach"])],
         ["collect", "--task", "push", "--push-start", "aligned", "--episodes", str(episodes)]
-        + ["--max-steps", str(steps), "--seed", str(COLLECT_SEED + 1), "--out", str(data["push"])],
+        + ["--max-steps", str(steps), "--seed", str(COLLECT_SEED), "--out", str(data["push"])],
     ]
     sources = ["--data", str(data["reach"]), "--data", str(data["push"])]
     small = ["--steps", "4", "--batch-size", "8", "--set", "optim.warmup_steps=1"] if quick else []
