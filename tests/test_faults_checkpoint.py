@@ -153,15 +153,18 @@ def test_malicious_and_truncated_files_give_one_line(saved, tmp_path, capsys, re
 
 
 def test_build_checked_refuses_a_bigger_config_than_the_weights_before_allocating():
-    from vjepa2_ac.checkpoint import build_checked
-    from vjepa2_ac.experiments.sim_model import SimModelConfig, SimWorldModel
+    from test_plan import tiny_world_model
 
-    small = dict(image_size=32, patch_size=16, embed_dim=32, depth=1, pred_embed_dim=32, pred_depth=1)
-    state = SimWorldModel(SimModelConfig(**small)).state_dict()
-    model = build_checked(lambda: SimWorldModel(SimModelConfig(**small)), state, "sim model")
+    from vjepa2_ac.checkpoint import build_checked
+    from vjepa2_ac.world_model import WorldModel
+
+    small = tiny_world_model().config
+    state = WorldModel.from_config(small).state_dict()
+    model = build_checked(lambda: WorldModel.from_config(small), state, "world model")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
-    huge = SimModelConfig(**{**small, "embed_dim": 32768, "pred_embed_dim": 32768})
+    huge = {**small, "encoder": {**small["encoder"], "embed_dim": 32768}}
+    huge["predictor"] = {**small["predictor"], "embed_dim": 32768, "predictor_embed_dim": 32768}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(CheckpointError, match=r"(?s)cannot load sim model:.*wrong shapes"):
-        build_checked(lambda: SimWorldModel(huge), state, "sim model")
+    with pytest.raises(CheckpointError, match=r"(?s)cannot load world model:.*wrong shapes"):
+        build_checked(lambda: WorldModel.from_config(huge), state, "world model")
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 500

@@ -312,9 +312,9 @@ def test_train_cli_reads_lerobot(droid, tmp_path, capsys):
     # Bad input fails before any work with one line naming the config key or the dataset problem.
     from vjepa2_ac.experiments.cli import main
 
-    assert main(cmd[1:-2] + ["--set", "data.lerobot={orientation: x}"]) == 2
+    assert main(cmd[1:-2] + ["--set", "data.lerobot={orientation: x}"]) == 3  # a config error
     err = capsys.readouterr().err
     assert "data.lerobot" in err and "position" in err
-    assert main(cmd[1:5] + [str(tmp_path)] + cmd[6:]) == 2
+    assert main(cmd[1:5] + [str(tmp_path)] + cmd[6:]) == 4  # bad data
     err = capsys.readouterr().err
     assert "not a LeRobot dataset: missing meta/info.json" in err and "Traceback" not in err

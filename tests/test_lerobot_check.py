@@ -90,4 +90,4 @@ def test_data_check_lerobot_length_mismatch_and_bad_meta(tmp_path):
     assert report["bad"][0]["problem"] == "meta/episodes says length 41, the data file holds 40 rows"
     (root / "meta/info.json").write_text("{")
     out = _cli(root)
-    assert out.returncode == 2 and "info.json: unreadable JSON" in out.stderr
+    assert out.returncode == 4 and "info.json: unreadable JSON" in out.stderr  # a DataError
