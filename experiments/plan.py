@@ -52,7 +52,7 @@ WARM_STARTS = ("none", "previous")
 # carries less sampling noise into the gripper's sideways motion, where the energy is flat before contact).
 TASK_DEFAULTS = {
     "reach": {"control_steps": 30, "control_maxnorm": 0.04, "horizon": 1, "topk": 10},
-    "push": {"control_steps": 40, "control_maxnorm": 0.02, "horizon": 2, "topk": 30},
+    "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
 }
 DEFAULT_TOPK = 10  # tasks without a default of their own (droid)
 # DROID camera roles of the model's training data -> the simulator's cameras (as `collect` writes them).
