@@ -131,15 +131,11 @@ class Attention(nn.Module):
             )
         if k_buf.dtype != qkv.dtype:
             raise ValueError(f"key/value buffer dtype {k_buf.dtype} != computed keys' dtype {qkv.dtype}")
-        k_dst, v_dst = k_buf[:, :, start : start + n], v_buf[:, :, start : start + n]
-        if rope is not None:
-            cos, sin = rope[0].to(qkv.dtype), rope[1].to(qkv.dtype)
-            q = apply_rope(qkv[0], cos, sin)
-            apply_rope(qkv[1], cos, sin, out=k_dst)
-        else:
-            q = qkv[0]
-            k_dst.copy_(qkv[1])
-        v_dst.copy_(qkv[2])
+        # q and k rotated in one pass (fewer kernel launches than two; small models are launch-bound),
+        # then only the new rows are copied into the buffer.
+        q, k, v = Attention._rotate(qkv, rope)
+        k_buf[:, :, start : start + n].copy_(k)
+        v_buf[:, :, start : start + n].copy_(v)
         return q, k_buf[:, :, : start + n], v_buf[:, :, : start + n]
 
 

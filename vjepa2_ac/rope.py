@@ -154,16 +154,7 @@ def predictor_rope_tables(
     return _cached(("pred", steps, cond_tokens, h, w, head_dim, torch.device(device), dtype), build)
 
 
-def apply_rope(
-    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Rotates ``x[..., L, hd]`` with tables broadcastable to it (``[L, hd]`` or ``[B, 1, L, hd]``).
-
-    ``out`` (same shape as ``x``, any strides, e.g. a slice of a preallocated key buffer) receives the
-    result without an intermediate tensor; the arithmetic is the same either way.
-    """
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotates ``x[..., L, hd]`` with tables broadcastable to it (``[L, hd]`` or ``[B, 1, L, hd]``)."""
     swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
-    if out is None:
-        return torch.addcmul(x * cos, swapped, sin)
-    torch.mul(x, cos, out=out)
-    return out.addcmul_(swapped, sin)
+    return torch.addcmul(x * cos, swapped, sin)
