@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vjepa2_ac.encoder import VisionTransformer, build_encoder, compute_dtype
+from vjepa2_ac.encoder import VisionTransformer, build_encoder
 from vjepa2_ac.predictor import ACPredictor, KVCache, build_predictor
 
 __all__ = [
@@ -358,6 +358,8 @@ class WorldModel(nn.Module):
             if cache is None:
                 cache = self.context_cache(z_ctx, states_ctx, past_actions, extrinsics_ctx)
             if static_kv and not torch.is_grad_enabled():
+                from vjepa2_ac.encoder import compute_dtype
+
                 # Static shapes: one preallocated key/value buffer for the whole rollout, filled in place
                 # (holds the context prefix once, instead of concatenating a growing cache per layer/step).
                 batch = max(b, z_ctx.shape[0], states_ctx.shape[0])
