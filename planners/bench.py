@@ -3,19 +3,25 @@
 In one process and on the same random predictor weights it times
 
 * **ours**: :class:`~vjepa2_ac.planners.cem.CEM` (paper preset) on a
-  :class:`~vjepa2_ac.planners.energy.WorldModelEnergy`: key/value-cached rollout (one pass per new step),
-  bf16 autocast, cached RoPE tables, batched torch pose updates, all samples in one batch, the context
-  broadcast from batch 1;
+  :class:`~vjepa2_ac.planners.energy.WorldModelEnergy`: key/value-cached rollout (one pass per new step)
+  in one preallocated key/value buffer, bf16 autocast where the device runs bf16 natively (``--dtype
+  auto``; float32 elsewhere), cached RoPE tables, batched torch pose updates, all samples in one batch, the
+  context broadcast from batch 1;
 * **naive**: :class:`~vjepa2_ac.planners.reference.NaiveWorldModel.cem`: float32, the whole growing
   sequence re-run at every rollout step, RoPE tables recomputed in every attention call, per-slot
   condition-token projections, context repeated per sample, per-sample Python pose loop (how the
   official planning code spends its time);
-* ``ours_fp32`` (ablation): our cached rollout without bf16.
+* ``ours_fp32`` (ablation): our cached rollout without bf16 (the same run as ours when ours is fp32);
+* ``ours_kvcat`` (``--kvcat-ablation``): ours with a growing, concatenated key/value cache instead of the
+  preallocated buffer.
 
-It also measures the machine's fp32 and bf16 matmul throughput and reports which fraction of it each
-path reaches, counting the FLOPs of one CEM iteration analytically (matmuls and attention of the
-predictor passes each path actually performs), and the energy error of bf16 and of the naive path
-against our float32 cached rollout on the same candidate actions.
+``--paper`` adds one row per config for the paper's planning preset (800 samples, 10 iterations, top 10,
+horizon 1): seconds per planned action of our planner.
+
+It also measures the machine's fp32 and bf16 matmul throughput and reports which fraction of the peak
+of its own dtype each path reaches, counting the FLOPs of one CEM iteration analytically (matmuls and
+attention of the predictor passes each path actually performs), and the energy error of bf16 and of the
+naive path against our float32 cached rollout on the same candidate actions.
 
 Encoding the context and goal images is outside the CEM iteration (done once per MPC step), so the
 benchmark feeds random layer-normed embeddings and builds only a one-block placeholder encoder.
@@ -25,180 +31,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from vjepa2_ac.planners.cem import CEM, CEMConfig
-from vjepa2_ac.planners.energy import WorldModelEnergy
+from vjepa2_ac.planners.bench_measure import (
+    DTYPES,
+    PAPER,
+    SHAPES,
+    BenchShape,
+    build_world_model,
+    cem_iteration_flops,
+    energy_errors,
+    matmul_gflops,
+    random_problem,
+    time_naive,
+    time_ours,
+    time_paper,
+)
+from vjepa2_ac.planners.energy import bf16_supported
 from vjepa2_ac.planners.reference import NaiveWorldModel
 
-
-@dataclass(frozen=True)
-class BenchShape:
-    """Predictor shape of a benchmark config (plus the placeholder encoder it needs)."""
-
-    name: str
-    img_size: int
-    patch_size: int
-    embed_dim: int  # encoder width = predictor input/output width
-    predictor_embed_dim: int
-    depth: int
-    num_heads: int
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return (self.img_size // self.patch_size) ** 2
-
-
-SHAPES = {
-    # issue 5 / official_vjepa2.md §10: img 64, patch 8 (64 tokens), width 192, depth 6, 6 heads
-    "small": BenchShape("small", 64, 8, 192, 192, 6, 6),
-    # the released V-JEPA 2-AC predictor: 256 px, patch 16 (256 tokens), ViT-g width 1408, Dp 1024, depth 24
-    "vitg": BenchShape("vitg", 256, 16, 1408, 1024, 24, 16),
-}
-
-
-def build_world_model(shape: BenchShape, device: torch.device, seed: int = 0):
-    """Random-weight world model with the benchmark's predictor and a one-block placeholder encoder."""
-    from vjepa2_ac.encoder import build_encoder
-    from vjepa2_ac.predictor import build_predictor
-    from vjepa2_ac.world_model import WorldModel
-
-    torch.manual_seed(seed)
-    encoder = build_encoder(
-        img_size=shape.img_size,
-        patch_size=shape.patch_size,
-        num_frames=2,
-        tubelet_size=2,
-        embed_dim=shape.embed_dim,
-        depth=1,
-        num_heads=max(1, shape.embed_dim // 64),
-        use_rope=True,
-    )
-    predictor = build_predictor(
-        img_size=shape.img_size,
-        patch_size=shape.patch_size,
-        num_frames=64,
-        tubelet_size=2,
-        embed_dim=shape.embed_dim,
-        predictor_embed_dim=shape.predictor_embed_dim,
-        depth=shape.depth,
-        num_heads=shape.num_heads,
-    )
-    return WorldModel(encoder, predictor).to(device).eval()
-
-
-# -- analytic FLOPs ------------------------------------------------------------------------------------
-def _pass_flops(shape: BenchShape, batch: int, new_steps: int, key_steps: int, cond: int = 2) -> float:
-    """Matmul + attention FLOPs of one predictor pass over ``new_steps`` steps attending to ``key_steps``."""
-    hw, d, dp = shape.tokens_per_frame, shape.embed_dim, shape.predictor_embed_dim
-    n_new = new_steps * (cond + hw)
-    n_keys = key_steps * (cond + hw)
-    hidden = 4 * dp
-    per_layer = 2 * n_new * (4 * dp * dp + 2 * dp * hidden) + 4 * n_new * n_keys * dp
-    embed = 2 * new_steps * hw * d * dp * 2 + 2 * new_steps * cond * 7 * dp  # predictor_embed + proj, cond
-    return float(batch) * (shape.depth * per_layer + embed)
-
-
-def cem_iteration_flops(shape: BenchShape, samples: int, horizon: int, cached: bool) -> float:
-    """FLOPs of one CEM iteration: ``cached``: one pass per new step over the growing key/value cache;
-    otherwise (naive) step ``h`` re-runs all ``h+1`` steps with full attention."""
-    if cached:
-        return sum(_pass_flops(shape, samples, 1, h + 1) for h in range(horizon))
-    return sum(_pass_flops(shape, samples, h + 1, h + 1) for h in range(horizon))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    """Best-of-``reps`` throughput of an ``n x n`` matmul in GFLOP/s."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    (a @ b).sum().item()  # warm-up (and make sure the kernel exists)
-    best = math.inf
-    for _ in range(reps):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-def _problem(wm, shape: BenchShape, device: torch.device, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    hw, d = shape.tokens_per_frame, shape.embed_dim
-    z_ctx = F.layer_norm(torch.randn(1, 1, hw, d, generator=g), (d,)).to(device)
-    z_goal = F.layer_norm(torch.randn(1, 1, hw, d, generator=g), (d,)).to(device)
-    state = torch.tensor([[[0.58, -0.002, 0.25, -3.07, 0.03, -1.91, 0.997]]], device=device)
-    return z_ctx, state, z_goal
-
-
-def time_ours(wm, problem, samples: int, horizon: int, iterations: int, bf16: bool, device) -> float:
-    """ms per CEM iteration of our planner (after a one-iteration warm-up)."""
-    z_ctx, state, z_goal = problem
-    energy = WorldModelEnergy(wm, z_ctx, state, z_goal, use_cache=True, bf16=bf16)
-    gen = torch.Generator().manual_seed(0)
-    topk = min(10, samples)
-    with torch.no_grad():
-        CEM(CEMConfig.paper(samples=samples, iterations=1, topk=topk)).plan(
-            energy, horizon, generator=gen, device=device
-        )
-        _sync(device)
-        t0 = time.perf_counter()
-        CEM(CEMConfig.paper(samples=samples, iterations=iterations, topk=topk)).plan(
-            energy, horizon, generator=gen, device=device
-        )
-        _sync(device)
-    return (time.perf_counter() - t0) / iterations * 1e3
-
-
-def time_naive(naive: NaiveWorldModel, problem, samples: int, horizon: int, iterations: int, device) -> float:
-    """ms per CEM iteration of the naive official-style planner (no warm-up beyond a 2-sample call)."""
-    z_ctx, state, z_goal = problem
-    with torch.no_grad():
-        naive.cem(z_ctx, state, z_goal, horizon, samples=2, iterations=1, topk=2)
-        _sync(device)
-        t0 = time.perf_counter()
-        naive.cem(
-            z_ctx, state, z_goal, horizon, samples=samples, iterations=iterations, topk=min(10, samples)
-        )
-        _sync(device)
-    return (time.perf_counter() - t0) / iterations * 1e3
-
-
-def energy_errors(wm, naive: NaiveWorldModel, problem, horizon: int, n: int = 32) -> dict[str, float]:
-    """Max relative energy error on ``n`` random candidates: bf16 vs fp32 (ours), naive vs ours fp32."""
-    z_ctx, state, z_goal = problem
-    g = torch.Generator().manual_seed(123)
-    actions = torch.zeros(n, horizon, 7)
-    actions[..., :3] = (torch.rand(n, horizon, 3, generator=g) - 0.5) * 0.1
-    actions[..., 6] = (torch.rand(n, horizon, generator=g) - 0.5) * 1.5
-    actions = actions.to(z_ctx.device)
-    with torch.no_grad():
-        e32 = WorldModelEnergy(wm, z_ctx, state, z_goal, bf16=False)(actions)
-        e16 = WorldModelEnergy(wm, z_ctx, state, z_goal, bf16=True)(actions)
-        z_naive, _ = naive.rollout(z_ctx.expand(n, -1, -1, -1), state.expand(n, -1, -1), actions)
-        en = (z_naive[:, -1] - z_goal[:, 0]).abs().mean((-1, -2))
-    spread = float(e32.max() - e32.min())
-    return {
-        "bf16_energy_rel_err": float(((e16 - e32).abs() / e32.abs()).max()),
-        "bf16_energy_err_vs_spread": float((e16 - e32).abs().max()) / max(spread, 1e-12),
-        "bf16_argmin_same": bool(int(e16.argmin()) == int(e32.argmin())),
-        "naive_energy_rel_err": float(((en - e32).abs() / e32.abs()).max()),
-    }
+__all__ = ["SHAPES", "BenchShape", "add_arguments", "build_world_model", "cem_iteration_flops", "main", "run"]
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
@@ -238,6 +96,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-fp32-ablation", action="store_true", help="skip timing our rollout without bf16"
     )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=DTYPES,
+        help="dtype of ours: bf16 autocast, fp32, or auto (bf16 where the device runs it natively)",
+    )
+    parser.add_argument(
+        "--kvcat-ablation",
+        action="store_true",
+        help="also time ours with a concatenated key/value cache instead of the preallocated buffer",
+    )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="add the paper preset (800 samples, 10 iterations, top 10, horizon 1): s per planned action",
+    )
+    parser.add_argument(
+        "--paper-iterations",
+        type=int,
+        default=10,
+        help="CEM iterations timed for the paper preset (fewer than 10: scaled to 10, labelled)",
+    )
+    parser.add_argument(
+        "--skip-iteration-rows",
+        action="store_true",
+        help="only the paper-preset rows (with --paper)",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device (default cpu)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's default)"
@@ -254,15 +139,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the benchmark, print the table, optionally write JSON."""
-    device = torch.device(args.device)
+def _check_args(args: argparse.Namespace, device: torch.device) -> tuple[list[str], list[int], list[int]]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench planning: --device cuda requested but CUDA is not available")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.iterations < 1 or args.naive_iterations < 1:
         raise SystemExit("bench planning: --iterations and --naive-iterations must be >= 1")
+    if not 1 <= args.paper_iterations <= PAPER["iterations"]:
+        raise SystemExit(f"bench planning: --paper-iterations must be in [1, {PAPER['iterations']}]")
+    if args.skip_iteration_rows and not args.paper:
+        raise SystemExit("bench planning: --skip-iteration-rows needs --paper (nothing to measure)")
     if args.naive_max_samples is not None and args.naive_max_samples < 2:
         raise SystemExit("bench planning: --naive-max-samples must be >= 2")
     configs = (args.configs or ("small,vitg" if device.type == "cuda" else "small")).split(",")
@@ -273,94 +158,174 @@ def run(args: argparse.Namespace) -> int:
     if min(samples_list) < 2:
         raise SystemExit("bench planning: --samples must be >= 2 (CEM keeps at least 2 elites)")
     horizons = _parse_ints(args.horizons, "--horizons")
-
     if args.matmul_size < 16 or args.error_samples < 2:
         raise SystemExit("bench planning: --matmul-size must be >= 16 and --error-samples >= 2")
+    return configs, samples_list, horizons
+
+
+def _peaks(args: argparse.Namespace, device: torch.device, bf16_native: bool) -> tuple[float, float]:
     fp32_peak = matmul_gflops(torch.float32, device, args.matmul_size)
-    bf16_peak = matmul_gflops(torch.bfloat16, device, args.matmul_size)
+    # Emulated bf16 runs at a few GFLOP/s: probe it small so the probe does not take minutes.
+    n16 = args.matmul_size if bf16_native else min(args.matmul_size, 512)
+    bf16_peak = matmul_gflops(torch.bfloat16, device, n16, reps=5 if bf16_native else 1)
+    return fp32_peak, bf16_peak
+
+
+def _iteration_record(args, device, shape, model, samples, horizon, bf16, peaks) -> dict:
+    """One table row: ours (+ ablations) vs naive at ``samples`` x ``horizon``."""
+    wm, naive, problem = model
+    fp32_peak, bf16_peak = peaks
+    ours_ms = time_ours(wm, problem, samples, horizon, args.iterations, bf16, device)
+    fp32_ms = None
+    if not bf16:
+        fp32_ms = ours_ms  # ours already is the float32 path
+    elif not args.no_fp32_ablation:
+        fp32_ms = time_ours(wm, problem, samples, horizon, 1, False, device)
+    kvcat_ms = None
+    if args.kvcat_ablation:
+        kvcat_ms = time_ours(wm, problem, samples, horizon, args.iterations, bf16, device, static_kv=False)
+    naive_samples = min(samples, args.naive_max_samples or samples)
+    naive_ms = time_naive(naive, problem, naive_samples, horizon, args.naive_iterations, device)
+    extrapolated = naive_samples != samples
+    if extrapolated:
+        naive_ms *= samples / naive_samples
+    errs = energy_errors(wm, naive, problem, horizon, args.error_samples)
+    f_ours = cem_iteration_flops(shape, samples, horizon, cached=True)
+    f_naive = cem_iteration_flops(shape, samples, horizon, cached=False)
+    ours_peak = bf16_peak if bf16 else fp32_peak
+    return {
+        "preset": "iteration",
+        "config": shape.name,
+        "samples": samples,
+        "horizon": horizon,
+        "ours_ms": ours_ms,
+        "naive_ms": naive_ms,
+        "speedup": naive_ms / ours_ms,
+        "ours_dtype": "bf16" if bf16 else "fp32",
+        "ours_fp32_ms": fp32_ms,
+        "ours_kvcat_ms": kvcat_ms,
+        "naive_extrapolated_from_samples": naive_samples if extrapolated else None,
+        "ours_gflop": f_ours / 1e9,
+        "naive_gflop": f_naive / 1e9,
+        "ours_gflops": f_ours / ours_ms / 1e6,
+        "naive_gflops": f_naive / naive_ms / 1e6,
+        "ours_frac_peak": f_ours / ours_ms / 1e6 / ours_peak,
+        "ours_frac_bf16_peak": f_ours / ours_ms / 1e6 / bf16_peak,
+        "ours_fp32_frac_fp32_peak": f_ours / fp32_ms / 1e6 / fp32_peak if fp32_ms else None,
+        "naive_frac_fp32_peak": f_naive / naive_ms / 1e6 / fp32_peak,
+        "matmul_fp32_gflops": fp32_peak,
+        "matmul_bf16_gflops": bf16_peak,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "iterations_timed": args.iterations,
+        "naive_iterations_timed": args.naive_iterations,
+        **errs,
+    }
+
+
+def _print_tables(records: list[dict]) -> None:
+    rows = [r for r in records if r["preset"] == "iteration"]
+    if rows:
+        print(
+            f"{'config':<7}{'S':>5}{'H':>3}{'dtype':>6}{'ours ms':>10}{'fp32 ms':>10}{'kvcat ms':>10}"
+            f"{'naive ms':>11}{'speed-up':>10}{'ours GF/s':>11}{'%peak':>7}{'naive GF/s':>12}{'%fp32pk':>9}"
+            f"{'bf16 err':>10}"
+        )
+    for r in rows:
+        naive = f"{r['naive_ms']:.0f}" + ("*" if r["naive_extrapolated_from_samples"] else "")
+        fp32 = f"{r['ours_fp32_ms']:.0f}" if r["ours_fp32_ms"] is not None else "-"
+        kvcat = f"{r['ours_kvcat_ms']:.0f}" if r["ours_kvcat_ms"] is not None else "-"
+        print(
+            f"{r['config']:<7}{r['samples']:>5}{r['horizon']:>3}{r['ours_dtype']:>6}{r['ours_ms']:>10.0f}"
+            f"{fp32:>10}{kvcat:>10}{naive:>11}{r['speedup']:>9.1f}x{r['ours_gflops']:>11.0f}"
+            f"{100 * r['ours_frac_peak']:>6.1f}%{r['naive_gflops']:>12.0f}"
+            f"{100 * r['naive_frac_fp32_peak']:>8.1f}%{r['bf16_energy_rel_err']:>10.1e}"
+        )
+    if any(r["naive_extrapolated_from_samples"] for r in rows):
+        print("* naive time extrapolated linearly from --naive-max-samples samples")
+    if rows:
+        print(
+            "ours = cached rollout in a preallocated key/value buffer, in its dtype (fp32 = same in float32; "
+            "kvcat = ours with a concatenated cache); naive = official-style full recompute, fp32; "
+            "GF/s = analytic FLOPs / time; %peak = of the matmul peak of ours' dtype; bf16 err = max "
+            "relative energy error of bf16 vs fp32"
+        )
+    for r in records:
+        if r["preset"] == "paper":
+            scaled = f" (timed {r['iterations_timed']} iterations, scaled to 10)" if r["extrapolated"] else ""
+            print(
+                f"paper preset ({r['samples']} samples, {r['iterations']} iterations, top {r['topk']}, "
+                f"horizon {r['horizon']}), {r['config']}, {r['ours_dtype']}: {r['s_per_action']:.2f} s per "
+                f"planned action{scaled}"
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table, optionally write JSON."""
+    device = torch.device(args.device)
+    configs, samples_list, horizons = _check_args(args, device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16_native = bf16_supported(device)
+    bf16 = {"auto": bf16_native, "bf16": True, "fp32": False}[args.dtype]
+    peaks = _peaks(args, device, bf16_native)
     cpu = platform.processor() or platform.machine()
     print(
         f"# planning benchmark: device={device.type} threads={torch.get_num_threads()} "
-        f"cpu_count={os.cpu_count()} ({cpu}); matmul {args.matmul_size}^2: fp32 {fp32_peak:.0f} GFLOP/s, "
-        f"bf16 {bf16_peak:.0f} GFLOP/s"
+        f"cpu_count={os.cpu_count()} ({cpu}); matmul {args.matmul_size}^2: fp32 {peaks[0]:.0f} GFLOP/s, "
+        f"bf16 {peaks[1]:.0f} GFLOP/s ({'native' if bf16_native else 'emulated'}); ours in "
+        f"{'bf16' if bf16 else 'fp32'}"
     )
     records = []
-    runs = [(c, s, h) for c in configs for s in samples_list for h in horizons]
+    runs = (
+        []
+        if args.skip_iteration_rows
+        else [(c, s, h) for c in configs for s in samples_list for h in horizons]
+    )
+    runs += [(c, None, None) for c in configs] if args.paper else []
     bar = tqdm(runs, desc="bench planning", leave=False)
     models: dict[str, tuple] = {}
     for config, samples, horizon in bar:
         shape = SHAPES[config]
         if config not in models:
             wm = build_world_model(shape, device, args.seed)
-            models = {config: (wm, NaiveWorldModel(wm.predictor), _problem(wm, shape, device, args.seed))}
-        wm, naive, problem = models[config]
+            models = {
+                config: (wm, NaiveWorldModel(wm.predictor), random_problem(wm, shape, device, args.seed))
+            }
+        if samples is None:
+            bar.set_postfix_str(f"{config} paper preset")
+            s_action = time_paper(models[config][0], models[config][2], args.paper_iterations, bf16, device)
+            records.append(
+                {
+                    "preset": "paper",
+                    "config": config,
+                    **PAPER,
+                    "ours_dtype": "bf16" if bf16 else "fp32",
+                    "s_per_action": s_action,
+                    "iterations_timed": args.paper_iterations,
+                    "extrapolated": args.paper_iterations != PAPER["iterations"],
+                    "matmul_fp32_gflops": peaks[0],
+                    "matmul_bf16_gflops": peaks[1],
+                    "device": device.type,
+                    "threads": torch.get_num_threads(),
+                }
+            )
+            continue
         bar.set_postfix_str(f"{config} S={samples} H={horizon}")
-        ours_ms = time_ours(wm, problem, samples, horizon, args.iterations, True, device)
-        fp32_ms = None
-        if not args.no_fp32_ablation:
-            fp32_ms = time_ours(wm, problem, samples, horizon, 1, False, device)
-        naive_samples = min(samples, args.naive_max_samples or samples)
-        naive_ms = time_naive(naive, problem, naive_samples, horizon, args.naive_iterations, device)
-        extrapolated = naive_samples != samples
-        if extrapolated:
-            naive_ms *= samples / naive_samples
-        errs = energy_errors(wm, naive, problem, horizon, args.error_samples)
-        f_ours = cem_iteration_flops(shape, samples, horizon, cached=True)
-        f_naive = cem_iteration_flops(shape, samples, horizon, cached=False)
-        rec = {
-            "config": config,
-            "samples": samples,
-            "horizon": horizon,
-            "ours_ms": ours_ms,
-            "naive_ms": naive_ms,
-            "speedup": naive_ms / ours_ms,
-            "ours_fp32_ms": fp32_ms,
-            "naive_extrapolated_from_samples": naive_samples if extrapolated else None,
-            "ours_gflop": f_ours / 1e9,
-            "naive_gflop": f_naive / 1e9,
-            "ours_gflops": f_ours / ours_ms / 1e6,
-            "naive_gflops": f_naive / naive_ms / 1e6,
-            "ours_frac_bf16_peak": f_ours / ours_ms / 1e6 / bf16_peak,
-            "naive_frac_fp32_peak": f_naive / naive_ms / 1e6 / fp32_peak,
-            "matmul_fp32_gflops": fp32_peak,
-            "matmul_bf16_gflops": bf16_peak,
-            "device": device.type,
-            "threads": torch.get_num_threads(),
-            "iterations_timed": args.iterations,
-            "naive_iterations_timed": args.naive_iterations,
-            **errs,
-        }
-        records.append(rec)
+        records.append(_iteration_record(args, device, shape, models[config], samples, horizon, bf16, peaks))
     bar.close()
-
-    header = (
-        f"{'config':<7}{'S':>5}{'H':>3}{'ours ms':>10}{'fp32 ms':>10}{'naive ms':>11}{'speed-up':>10}"
-        f"{'ours GF/s':>11}{'%bf16pk':>9}{'naive GF/s':>12}{'%fp32pk':>9}{'bf16 err':>10}"
-    )
-    print(header)
-    for r in records:
-        naive = f"{r['naive_ms']:.0f}" + ("*" if r["naive_extrapolated_from_samples"] else "")
-        fp32 = f"{r['ours_fp32_ms']:.0f}" if r["ours_fp32_ms"] is not None else "-"
-        print(
-            f"{r['config']:<7}{r['samples']:>5}{r['horizon']:>3}{r['ours_ms']:>10.0f}{fp32:>10}{naive:>11}"
-            f"{r['speedup']:>9.1f}x{r['ours_gflops']:>11.0f}{100 * r['ours_frac_bf16_peak']:>8.1f}%"
-            f"{r['naive_gflops']:>12.0f}{100 * r['naive_frac_fp32_peak']:>8.1f}%"
-            f"{r['bf16_energy_rel_err']:>10.1e}"
-        )
-    if any(r["naive_extrapolated_from_samples"] for r in records):
-        print("* naive time extrapolated linearly from --naive-max-samples samples")
-    print(
-        "ours = cached rollout + bf16 autocast (fp32 = same without bf16); naive = official-style full "
-        "recompute, fp32; GF/s = analytic FLOPs of each path / its time; bf16 err = max relative energy "
-        "error vs fp32"
-    )
+    _print_tables(records)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_suffix(args.json.suffix + ".tmp")
         tmp.write_text(json.dumps(records, indent=1))
         os.replace(tmp, args.json)
         print(f"wrote {len(records)} records to {args.json}")
-    speedups = [r["speedup"] for r in records if r["samples"] == max(samples_list) and r["horizon"] == 3]
+    speedups = [
+        r["speedup"]
+        for r in records
+        if r["preset"] == "iteration" and r["samples"] == max(samples_list) and r["horizon"] == 3
+    ]
     if speedups:
         print(f"speed-up at H=3, S={max(samples_list)}: {statistics.mean(speedups):.1f}x")
     return 0

@@ -57,6 +57,21 @@ def latent_distance(z: torch.Tensor, goal: torch.Tensor, distance: str = "l1") -
     raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
 
 
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether ``device`` runs bf16 matmuls natively (CUDA with bf16 support; a CPU with AVX-512 BF16 or
+    AMX as oneDNN reports it). Elsewhere bf16 autocast emulates the matmuls and is far slower than
+    float32, so ``bf16="auto"`` picks float32 there."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
 def _autocast(device: torch.device, bf16: bool):
     if not bf16:
         return contextlib.nullcontext()
@@ -75,8 +90,11 @@ class WorldModelEnergy:
         distance: ``"l1"`` (official) or ``"l2"`` (mean squared error).
         steps: ``"last"`` (official: only the last predicted step) or ``"all"`` (mean over the H steps).
         use_cache: key/value-cached rollout (default) or full recompute per step.
-        bf16: run the rollout under bf16 autocast (energies are still reduced in float32).
+        bf16: run the rollout under bf16 autocast (energies are still reduced in float32); ``"auto"``:
+            bf16 where the device runs it natively (:func:`bf16_supported`), float32 elsewhere.
         chunk_size: evaluate at most this many samples per rollout batch (bounds memory); None = all.
+        static_kv: preallocated, in-place filled key/value buffer during gradient-free rollouts
+            (:meth:`WorldModel.rollout`); ``False`` concatenates a growing cache (same energies).
         refine: with ``bf16``, re-evaluate the ``refine`` lowest bf16 energies in float32 and return those
             exact values (so CEM's elites are ranked in float32 while the bulk of the candidates is screened
             in bf16); 0 disables.
@@ -95,7 +113,12 @@ class WorldModelEnergy:
         bf16: bool = False,
         chunk_size: int | None = None,
         refine: int = 0,
+        static_kv: bool = True,
     ) -> None:
+        if bf16 == "auto":
+            bf16 = bf16_supported(next(world_model.parameters()).device)
+        if not isinstance(bf16, bool):
+            raise ValueError(f"WorldModelEnergy: bf16 must be True, False or 'auto', got {bf16!r}")
         if not isinstance(refine, int) or refine < 0:
             raise ValueError(f"WorldModelEnergy: refine must be an int >= 0, got {refine!r}")
         if distance not in DISTANCES:
@@ -141,6 +164,7 @@ class WorldModelEnergy:
         self.past_actions = past_actions
         self.distance, self.steps = distance, steps
         self.use_cache, self.bf16, self.chunk_size, self.refine = use_cache, bf16, chunk_size, refine
+        self.static_kv = static_kv
         self._cache = None
         self._cache32 = None
         if use_cache and s0 > 1:
@@ -182,6 +206,7 @@ class WorldModelEnergy:
                     past_actions=self.past_actions,
                     use_cache=self.use_cache,
                     cache=cache,
+                    static_kv=self.static_kv,
                 )
                 zs.append(z.float())
                 ss.append(s.float())

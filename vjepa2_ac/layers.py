@@ -56,6 +56,10 @@ class Attention(nn.Module):
     ``rope`` tables broadcast against ``[B, heads, L, hd]`` (``[L, hd]`` or ``[B, 1, L, hd]``). ``past_kv`` is
     a ``(k, v)`` pair ``[Bp, heads, Lp, hd]`` of already rotated keys/values prepended to this call's; with
     ``Bp == 1`` it broadcasts over ``B``. ``attn_mask`` is a bool ``[L, Lp + L]`` (True = may attend).
+    ``kv_buffer=(k_buf, v_buf, start)`` (instead of ``past_kv``) is a preallocated ``[B, heads, cap, hd]``
+    pair whose rows ``:start`` hold the prefix: this call's rotated keys/values are written into rows
+    ``start : start + L`` in place and attention reads rows ``:start + L`` (no concatenation). In-place
+    writes break autograd, so use it only without gradients.
     Scale is SDPA's default ``1/sqrt(hd)`` (the official code ignores ``qk_scale`` on its SDPA path).
     """
 
@@ -79,17 +83,15 @@ class Attention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_kv: bool = False,
+        kv_buffer: tuple[torch.Tensor, torch.Tensor, int] | None = None,
     ):
         b, n, d = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        if rope is not None:
-            cos, sin = rope
-            qk = apply_rope(qkv[:2], cos.to(qkv.dtype), sin.to(qkv.dtype))  # [2, B, h, L, hd] contiguous
-            q, k = qk[0], qk[1]
+        if kv_buffer is not None:
+            q, k, v = self._write_buffer(qkv, rope, kv_buffer)
         else:
-            q, k = qkv[0], qkv[1]
-        v = qkv[2]
-        if past_kv is not None:
+            q, k, v = self._rotate(qkv, rope)
+        if past_kv is not None and kv_buffer is None:
             pk, pv = past_kv
             if pk.shape[0] != b:
                 if pk.shape[0] != 1:
@@ -106,6 +108,35 @@ class Attention(nn.Module):
         if return_kv:
             return out, (k, v)
         return out
+
+    @staticmethod
+    def _rotate(qkv, rope):
+        """``qkv[3, B, h, L, hd]`` -> rotated ``q``, ``k`` and ``v``."""
+        if rope is None:
+            return qkv[0], qkv[1], qkv[2]
+        cos, sin = rope
+        qk = apply_rope(qkv[:2], cos.to(qkv.dtype), sin.to(qkv.dtype))  # [2, B, h, L, hd] contiguous
+        return qk[0], qk[1], qkv[2]
+
+    @staticmethod
+    def _write_buffer(qkv, rope, kv_buffer):
+        """Rotates ``q``; writes rotated ``k`` and ``v`` (``qkv[3, B, h, L, hd]``) into the buffer rows
+        ``start : start + L``; returns ``q`` and the filled key/value prefixes ``[B, h, start + L, hd]``."""
+        k_buf, v_buf, start = kv_buffer
+        n = qkv.shape[3]
+        if k_buf.shape[:2] != qkv.shape[1:3] or k_buf.shape[3] != qkv.shape[4] or start + n > k_buf.shape[2]:
+            raise ValueError(
+                f"key/value buffer {tuple(k_buf.shape)} cannot take {n} tokens at row {start} for "
+                f"[B, heads, L, hd] = {tuple(qkv.shape[1:])}"
+            )
+        if k_buf.dtype != qkv.dtype:
+            raise ValueError(f"key/value buffer dtype {k_buf.dtype} != computed keys' dtype {qkv.dtype}")
+        # q and k rotated in one pass (fewer kernel launches than two; small models are launch-bound),
+        # then only the new rows are copied into the buffer.
+        q, k, v = Attention._rotate(qkv, rope)
+        k_buf[:, :, start : start + n].copy_(k)
+        v_buf[:, :, start : start + n].copy_(v)
+        return q, k_buf[:, :, : start + n], v_buf[:, :, : start + n]
 
 
 class Block(nn.Module):
@@ -136,8 +167,16 @@ class Block(nn.Module):
         attn_mask: torch.Tensor | None = None,
         past_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_kv: bool = False,
+        kv_buffer: tuple[torch.Tensor, torch.Tensor, int] | None = None,
     ):
-        y = self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask, past_kv=past_kv, return_kv=return_kv)
+        y = self.attn(
+            self.norm1(x),
+            rope=rope,
+            attn_mask=attn_mask,
+            past_kv=past_kv,
+            return_kv=return_kv,
+            kv_buffer=kv_buffer,
+        )
         if return_kv:
             y, kv = y
         x = x + self.drop_path(y)

@@ -24,7 +24,7 @@ from vjepa2_ac.encoder import _pair, compute_dtype
 from vjepa2_ac.layers import Block, _linspace, init_vit_weights, rescale_blocks
 from vjepa2_ac.rope import predictor_rope_tables
 
-__all__ = ["ACPredictor", "KVCache", "build_predictor", "block_causal_mask"]
+__all__ = ["ACPredictor", "KVBuffer", "KVCache", "build_predictor", "block_causal_mask"]
 
 
 def block_causal_mask(steps: int, tokens_per_step: int, device=None) -> torch.Tensor:
@@ -51,6 +51,37 @@ class KVCache:
     def select(self, index: torch.Tensor) -> KVCache:
         """The cache of a subset/reordering of the batch (``index`` into dim 0)."""
         return KVCache(tuple((k[index], v[index]) for k, v in self.layers), self.steps)
+
+
+class KVBuffer:
+    """Preallocated per-layer keys/values filled in place: a static-shape cache for inference rollouts.
+
+    ``keys[i]`` / ``values[i]`` are ``[B, heads, capacity * tokens_per_step, head_dim]``; the rows of the
+    first ``steps`` steps are filled. :meth:`ACPredictor.forward_steps` with ``cache=buffer`` writes the
+    new steps' rotated keys/values into the next rows and advances ``steps`` (the same object is
+    returned), so a rollout of ``H`` steps allocates once instead of concatenating a growing cache in
+    every layer and step. Built by :meth:`ACPredictor.kv_buffer`; gradients are not supported (in-place).
+    """
+
+    def __init__(
+        self, keys: list[torch.Tensor], values: list[torch.Tensor], steps: int, tokens_per_step: int
+    ):
+        self.keys, self.values = keys, values
+        self.steps = steps
+        self.tokens_per_step = tokens_per_step
+
+    @property
+    def batch_size(self) -> int:
+        return self.keys[0].shape[0]
+
+    @property
+    def capacity(self) -> int:
+        """Maximum number of steps the buffer holds."""
+        return self.keys[0].shape[2] // self.tokens_per_step
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.keys[0].dtype
 
 
 class ACPredictor(nn.Module):
@@ -214,6 +245,44 @@ class ACPredictor(nn.Module):
         x = x.view(b, t, self.cond_tokens + self.tokens_per_frame, -1)[:, :, self.cond_tokens :]
         return self.predictor_proj(self.predictor_norm(x.flatten(1, 2)))
 
+    def kv_buffer(
+        self,
+        batch: int,
+        capacity: int,
+        dtype: torch.dtype,
+        device: torch.device | str,
+        prefix: KVCache | None = None,
+    ) -> KVBuffer:
+        """Empty :class:`KVBuffer` for ``batch`` samples and ``capacity`` steps (optionally with ``prefix``).
+
+        ``prefix`` (e.g. a batch-1 context cache) is copied into the first rows once, broadcast over the
+        batch. ``dtype`` must be the dtype the attention computes keys in (the autocast dtype under
+        autocast).
+        """
+        n = self.cond_tokens + self.tokens_per_frame
+        steps = prefix.steps if prefix is not None else 0
+        if capacity < steps or capacity > self.max_steps:
+            raise ValueError(
+                f"kv_buffer: capacity {capacity} must be in [{steps} (prefix steps), {self.max_steps}]"
+            )
+        if prefix is not None and prefix.batch_size not in (1, batch):
+            raise ValueError(
+                f"kv_buffer: prefix has batch {prefix.batch_size}, buffer {batch} (need 1 or equal)"
+            )
+        hd = self.predictor_embed_dim // self.num_heads
+        shape = (batch, self.num_heads, capacity * n, hd)
+        keys, values = [], []
+        for i in range(len(self.predictor_blocks)):
+            k = torch.empty(shape, dtype=dtype, device=device)
+            v = torch.empty(shape, dtype=dtype, device=device)
+            if prefix is not None:
+                pk, pv = prefix.layers[i]
+                k[:, :, : steps * n].copy_(pk)
+                v[:, :, : steps * n].copy_(pv)
+            keys.append(k)
+            values.append(v)
+        return KVBuffer(keys, values, steps, n)
+
     # -- forward -----------------------------------------------------------------------------------
     def forward(
         self,
@@ -232,19 +301,37 @@ class ACPredictor(nn.Module):
         actions: torch.Tensor,
         states: torch.Tensor,
         extrinsics: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | KVBuffer | None = None,
         return_cache: bool = True,
-    ) -> tuple[torch.Tensor, KVCache | None]:
+    ) -> tuple[torch.Tensor, KVCache | KVBuffer | None]:
         """Appends ``T`` new steps after those in ``cache``; returns their outputs and the extended cache.
 
         ``x[B, T*HW, D]``, ``actions``/``states`` ``[B, T, 7]`` (``extrinsics [B, T, 6]``) are the new steps;
         their time indices continue after ``cache.steps``. New tokens attend to every cached token and,
         block-causally, to each other. A cache of batch 1 broadcasts over ``B``. Output ``[B, T*HW, D]``
         equals the corresponding slice of :meth:`forward` on the whole sequence.
+
+        With a :class:`KVBuffer` the new keys/values are written into it in place and the same buffer is
+        returned (inference only; same outputs as with a :class:`KVCache` holding the same steps).
         """
         t, b = self._check_inputs(x, actions, states, extrinsics)
         past = cache.steps if cache is not None else 0
-        if cache is not None:
+        buffered = isinstance(cache, KVBuffer)
+        if buffered:
+            if torch.is_grad_enabled():
+                raise ValueError("a KVBuffer is filled in place and cannot carry gradients: use a KVCache")
+            if len(cache.keys) != len(self.predictor_blocks):
+                raise ValueError(
+                    f"buffer has {len(cache.keys)} layers, predictor {len(self.predictor_blocks)}"
+                )
+            if b not in (1, cache.batch_size):
+                raise ValueError(
+                    f"buffer has batch {cache.batch_size}, new steps batch {b} (need 1 or equal)"
+                )
+            if past + t > cache.capacity:
+                raise ValueError(f"buffer holds {cache.capacity} steps, {past} filled, {t} more requested")
+            b = cache.batch_size
+        elif cache is not None:
             if len(cache.layers) != len(self.predictor_blocks):
                 raise ValueError(
                     f"cache has {len(cache.layers)} layers, predictor {len(self.predictor_blocks)}"
@@ -273,6 +360,13 @@ class ACPredictor(nn.Module):
         )
         rope = (cos[past * n : (past + t) * n], sin[past * n : (past + t) * n])
         mask = self._mask(t, past, seq.device)
+        if buffered:
+            if cache.dtype != compute_dtype(seq):
+                raise ValueError(f"buffer dtype {cache.dtype} != compute dtype {compute_dtype(seq)}")
+            for i, blk in enumerate(self.predictor_blocks):
+                seq = blk(seq, rope, mask, kv_buffer=(cache.keys[i], cache.values[i], past * n))
+            cache.steps = past + t
+            return self._head(seq, t), cache
         new_layers = []
         for i, blk in enumerate(self.predictor_blocks):
             past_kv = cache.layers[i] if cache is not None else None

@@ -406,6 +406,7 @@ class WorldModel(nn.Module):
         use_cache: bool = True,
         extrinsics_ctx: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        static_kv: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Autoregressive rollout of ``H`` planned actions from a context.
 
@@ -419,6 +420,9 @@ class WorldModel(nn.Module):
             extrinsics_ctx: ``[B|1, S0, 6]`` for predictors with ``use_extrinsics``; the camera is assumed
                 static during the rollout (the last context extrinsics are repeated).
             cache: optional precomputed :meth:`context_cache` (only with ``use_cache``).
+            static_kv: with ``use_cache`` and gradients off, keep keys/values in one preallocated
+                :class:`~vjepa2_ac.predictor.KVBuffer` filled in place (``False``: concatenate a growing
+                :class:`~vjepa2_ac.predictor.KVCache` per layer and step; same results).
 
         Returns:
             ``z_pred[B, H, N, D]`` (normed predictions of steps ``S0 .. S0+H-1``) and ``states[B, H+1, 7]``
@@ -461,6 +465,14 @@ class WorldModel(nn.Module):
         if use_cache:
             if cache is None:
                 cache = self.context_cache(z_ctx, states_ctx, past_actions, extrinsics_ctx)
+            if static_kv and not torch.is_grad_enabled():
+                from vjepa2_ac.encoder import compute_dtype
+
+                # Static shapes: one preallocated key/value buffer for the whole rollout, filled in place
+                # (holds the context prefix once, instead of concatenating a growing cache per layer/step).
+                batch = max(b, z_ctx.shape[0], states_ctx.shape[0])
+                capacity = (s0 - 1) + horizon
+                cache = self.predictor.kv_buffer(batch, capacity, compute_dtype(z_ctx), z_ctx.device, cache)
             z_in, s_in = z_ctx[:, -1], states_ctx[:, -1:]  # [B|1, N, D], [B|1, 1, 7]
             for h in range(horizon):
                 e = ext_for(s0 + h)
