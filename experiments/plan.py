@@ -51,7 +51,7 @@ WARM_STARTS = ("none", "previous")
 # (token steps) and elites: push looks further ahead and keeps 30 of 100 candidates (a wider elite mean
 # carries less sampling noise into the gripper's sideways motion, where the energy is flat before contact).
 TASK_DEFAULTS = {
-    "reach": {"control_steps": 30, "control_maxnorm": 0.04, "horizon": 1, "topk": 10},
+    "reach": {"control_steps": 30, "control_maxnorm": 0.025, "horizon": 1, "topk": 10},
     "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
 }
 DEFAULT_TOPK = 10  # tasks without a default of their own (droid)

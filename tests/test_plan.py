@@ -377,7 +377,7 @@ def test_task_defaults_scale_with_the_token_step(tiny_checkpoint, tmp_path):
     from vjepa2_ac.experiments.plan import PlanError, load_world_model, run_settings, validate_args
 
     model = load_world_model(tiny_checkpoint)
-    for task, topk, steps, maxnorm in (("reach", 10, 15, 0.08), ("push", 30, 20, 0.03)):
+    for task, topk, steps, maxnorm in (("reach", 10, 15, 0.05), ("push", 30, 20, 0.03)):
         args = plan_args(task=task, out=tmp_path / task, checkpoint=tiny_checkpoint)
         validate_args(args)
         settings = run_settings(args, model)
