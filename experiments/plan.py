@@ -333,40 +333,6 @@ def episode_seed(args: argparse.Namespace, index: int) -> int:
     return (args.seed * 1_000_003 + index) * 7919 + 17
 
 
-def _landscape(model, env, tracker_frames, s_first, s_now, z_goal, chosen, maxnorm, path, title) -> None:
-    """Energy over a (dx, dy) grid of first actions: world model, rendered truth, task distance."""
-    from vjepa2_ac.planners.lockstep import simulate_tokens
-
-    n = 11
-    grid = np.linspace(-maxnorm, maxnorm, n)
-    acts = np.zeros((n, n, 7), np.float32)
-    acts[..., 0] = grid[None, :]
-    acts[..., 1] = grid[:, None]
-    acts[..., 2] = chosen[2]
-    flat = acts.reshape(-1, 1, 7)
-    with torch.no_grad():
-        z0 = model.encode_observation(torch.from_numpy(tracker_frames)[None])  # [1, N, D]
-        s0 = torch.from_numpy(s_first).float()[None, None]
-        z, _ = model.rollout(z0[:, None], s0, torch.from_numpy(flat))
-        e_model = model.energy(z[:, -1], z_goal).view(n, n).numpy()
-        outs, dists = simulate_tokens(env, flat, tracker_frames, s_first, s_now, render=True)
-        zt = model.encode_observation(torch.from_numpy(np.stack(outs)))
-        e_true = model.energy(zt, z_goal).view(n, n).numpy()
-    dist = np.asarray(dists).reshape(n, n)
-    iy, ix = np.unravel_index(np.argmin(dist), dist.shape)
-    np.savez(
-        path,
-        grid_x=grid,
-        grid_y=grid,
-        energy=e_model,
-        true_energy=e_true,
-        distance=dist,
-        chosen=chosen[:2],
-        optimal=np.array([grid[ix], grid[iy]]),
-        title=title,
-    )
-
-
 def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out: Path, goal_override):
     """Run the episodes ``indices`` in lockstep; write and return their records."""
     from vjepa2_ac.envs.subgoals import expert_subgoals
@@ -387,19 +353,14 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
     def on_step(j: int, step: int, action: np.ndarray, tr) -> None:
         if step != 0 or j not in landscape_for or model is None or args.baseline == "random":
             return
-        z_goal = model.encode_observation(torch.from_numpy(goals[j][0].image)[None, None])
-        _landscape(
-            model,
-            envs[j],
-            tr.frames(j),
-            tr.first_state[j],
-            tr.now_state[j],
-            z_goal,
-            action,
+        from vjepa2_ac.planners.landscape import first_action_landscape
+
+        land = first_action_landscape(
+            model, envs[j], goals[j][0].image, tr.frames(j), tr.first_state[j], tr.now_state[j], action,
             settings["maxnorm"],
-            out / f"landscape_ep{indices[j]:04d}.npz",
-            f"{task} episode {indices[j]}, step 0: energy over the first action (dz = chosen)",
-        )
+        )  # fmt: skip
+        title = f"{task} episode {indices[j]}, step 0: energy over the first action (dz = chosen)"
+        np.savez(out / f"landscape_ep{indices[j]:04d}.npz", **land, title=title)
 
     traces = run_lockstep(
         policy,

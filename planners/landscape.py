@@ -4,7 +4,9 @@ The official energy-landscape notebook evaluates a 5×5×5 grid of xyz actions i
 (rotation and gripper 0) for one predictor step from a context frame towards a goal frame, and checks
 that the minimum sits near the true action. :func:`energy_landscape` does that for any energy function
 ``actions[S, 1, 7] -> [S]`` (world model or simulator), on any subset of action dimensions, and returns
-arrays for plotting; :func:`plot_landscape` draws 2-D slices with matplotlib.
+arrays for plotting; :func:`plot_landscape` draws 2-D slices with matplotlib. :func:`first_action_landscape`
+compares, in a simulated episode, the world model's energy over a (dx, dy) grid of first actions with the
+energy of the truly simulated outcomes and the true task distance (``plan --landscapes``).
 """
 
 from __future__ import annotations
@@ -161,3 +163,49 @@ def plot_landscape(landscape: Landscape, path: str | Path | None = None, title: 
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+@torch.no_grad()
+def first_action_landscape(
+    model,
+    env,
+    goal_image: np.ndarray,
+    frames: np.ndarray,
+    s_first: np.ndarray,
+    s_now: np.ndarray,
+    chosen: np.ndarray,
+    maxnorm: float,
+    points: int = 11,
+) -> dict[str, np.ndarray]:
+    """Energies over a ``points x points`` grid of first actions (dx, dy in ``±maxnorm``, dz = chosen):
+    ``energy`` (the world model's prediction), ``true_energy`` (the simulated outcome, rendered and
+    encoded), ``distance`` (the simulated task distance), with ``grid_x``/``grid_y``, the ``chosen`` and
+    the distance-``optimal`` (dx, dy). ``frames``/``s_first``/``s_now``: the episode's current token step
+    (:class:`~vjepa2_ac.planners.execution.TokenTracker`); the env is left as it was."""
+    from vjepa2_ac.planners.lockstep import simulate_tokens
+
+    grid = np.linspace(-maxnorm, maxnorm, points)
+    acts = np.zeros((points, points, 7), np.float32)
+    acts[..., 0] = grid[None, :]
+    acts[..., 1] = grid[:, None]
+    acts[..., 2] = chosen[2]
+    flat = acts.reshape(-1, 1, 7)  # [P*P, 1, 7]
+    z_goal = model.encode_observation(torch.from_numpy(goal_image)[None, None])  # [1, N, D]
+    z0 = model.encode_observation(torch.from_numpy(frames)[None])
+    s0 = torch.from_numpy(np.asarray(s_first, np.float32))[None, None]
+    z, _ = model.rollout(z0[:, None], s0, torch.from_numpy(flat))
+    e_model = model.energy(z[:, -1], z_goal).view(points, points).numpy()
+    outs, dists = simulate_tokens(env, flat, frames, s_first, s_now, render=True)
+    zt = model.encode_observation(torch.from_numpy(np.stack(outs)))
+    e_true = model.energy(zt, z_goal).view(points, points).numpy()
+    dist = np.asarray(dists).reshape(points, points)
+    iy, ix = np.unravel_index(np.argmin(dist), dist.shape)
+    return {
+        "grid_x": grid,
+        "grid_y": grid,
+        "energy": e_model,
+        "true_energy": e_true,
+        "distance": dist,
+        "chosen": np.asarray(chosen[:2]),
+        "optimal": np.array([grid[ix], grid[iy]]),
+    }
