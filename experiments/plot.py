@@ -232,7 +232,10 @@ def plot_landscape(npz: str | Path, out: str | Path) -> Path:
     if "distance" in data:
         panels.append(("true distance to goal after the action (cm)", 100 * data["distance"]))
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    # constrained layout keeps each colorbar clear of the next panel's axis label
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False, layout="constrained"
+    )
     for ax, (title, values) in zip(axes[0], panels):
         im = ax.imshow(
             values,
