@@ -144,7 +144,7 @@ def plot_energy(run_dir: str | Path, out: str | Path, max_episodes: int = 30) ->
     if not records:
         raise ValueError(f"plot energy: no finished episodes in {run_dir}")
     plt = _plt()
-    fig, (ax_e, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_e, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     thr = None
     for rec in records[:max_episodes]:
         c = "tab:green" if rec["success"] else "tab:red"
@@ -178,7 +178,9 @@ def plot_trajectories(run_dir: str | Path, out: str | Path, max_episodes: int = 
     cols = min(3, n)
     rows = math.ceil(n / cols)
     plt = _plt()
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.3 * cols, 3.2 * rows), squeeze=False, layout="constrained"
+    )
     for ax, rec in zip(axes.flat, records):
         ee = np.asarray(rec["ee_trajectory"])
         ax.plot(ee[:, 0] * 100, ee[:, 1] * 100, "-o", ms=2, color="tab:blue", label="end effector")
@@ -287,7 +289,9 @@ def read_training_csv(path: str | Path) -> dict[str, np.ndarray]:
 def plot_curves(csv_paths: Sequence[str | Path], out: str | Path) -> Path:
     """Training curves: one panel per CSV, every numeric column except step/time/lr against step."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(csv_paths), figsize=(5 * len(csv_paths), 3.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(csv_paths), figsize=(5 * len(csv_paths), 3.5), squeeze=False, layout="constrained"
+    )
     for ax, path in zip(axes[0], csv_paths):
         cols = read_training_csv(path)
         step = cols.pop("step")
