@@ -51,7 +51,13 @@ WARM_STARTS = ("none", "previous")
 # (token steps) and elites: push looks further ahead and keeps 30 of 100 candidates (a wider elite mean
 # carries less sampling noise into the gripper's sideways motion, where the energy is flat before contact).
 TASK_DEFAULTS = {
-    "reach": {"control_steps": 30, "control_maxnorm": 0.025, "horizon": 1, "topk": 10},
+    "reach": {
+        "control_steps": 30,
+        "control_maxnorm": 0.025,
+        "horizon": 1,
+        "topk": 10,
+        "stop_distance": 0.015,
+    },
     "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
 }
 DEFAULT_TOPK = 10  # tasks without a default of their own (droid)
@@ -108,7 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stop-distance",
         type=float,
         default=None,
-        help="as --stop-energy, given in metres through the checkpoint's energy-per-metre calibration",
+        help="as --stop-energy, given in metres through the checkpoint's energy-per-metre calibration; task "
+        "default (reach 0.015, used when the checkpoint is calibrated), 0 turns it off",
     )
     g.add_argument("--batch-episodes", type=int, default=25, help="episodes planned in lockstep")
     g.add_argument(
@@ -187,12 +194,21 @@ def validate_args(args: argparse.Namespace) -> None:
         args.topk = TASK_DEFAULTS.get(args.task, {}).get("topk", DEFAULT_TOPK)
     if not 2 <= args.topk <= args.samples:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
-    if args.stop_energy is not None and args.stop_distance is not None:
+    if args.stop_energy is not None and args.stop_distance not in (None, 0):
         raise PlanError("--stop-energy and --stop-distance are alternatives; give one")
     if args.stop_energy is not None and not 0 < args.stop_energy < math.inf:  # NaN fails too
         raise PlanError(f"--stop-energy must be a finite number > 0, got {args.stop_energy}")
-    if args.stop_distance is not None and not 0 < args.stop_distance <= 0.2:
-        raise PlanError(f"--stop-distance must be in (0, 0.2] metres, got {args.stop_distance}")
+    if args.stop_distance is not None and not 0 <= args.stop_distance <= 0.2:
+        raise PlanError(f"--stop-distance must be in [0, 0.2] metres (0: off), got {args.stop_distance}")
+    if (
+        args.stop_distance is None
+        and args.stop_energy is None
+        and args.baseline is None
+        and args.planner == "cem"
+    ):
+        # The task's default hold-still distance (reach), used when the checkpoint has a calibration.
+        args.stop_distance = TASK_DEFAULTS.get(args.task, {}).get("stop_distance")
+        args.default_stop = True
     if args.subgoals > 1 and args.goal_image:
         raise PlanError("--subgoals and --goal-image are alternatives; give one")
 
@@ -212,9 +228,12 @@ def load_world_model(path: str):
 def resolve_stop_energy(args: argparse.Namespace, model) -> float | None:
     """The hold-still threshold in energy units: ``--stop-energy``, or ``--stop-distance`` times the
     checkpoint's calibrated energy per metre."""
-    if args.stop_distance is None:
+    if not args.stop_distance:
         return args.stop_energy
     per_metre = None if model is None else model.metadata.get("energy_per_metre")
+    if per_metre is None and getattr(args, "default_stop", False):
+        args.stop_distance = None  # the task default needs a calibrated checkpoint; without one, no hold
+        return args.stop_energy
     if per_metre is None:
         raise PlanError(
             f"--stop-distance: checkpoint {args.checkpoint} has no energy calibration "

@@ -428,3 +428,23 @@ def test_plan_runs_an_official_format_checkpoint_with_duplicate_tubelets(tmp_pat
     rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
     assert rec["steps"] == 2 and rec["control_steps"] == 2  # one frame, one control step per token
     assert json.loads((out / "run_config.json").read_text())["frames_per_step"] == 1
+
+
+def test_reach_holds_still_near_the_goal_by_default_when_calibrated(tiny_checkpoint, tmp_path):
+    """Reach's default hold-still distance applies to calibrated checkpoints only; 0 turns it off."""
+    from vjepa2_ac.experiments.plan import load_world_model, resolve_stop_energy, validate_args
+
+    calibrated = tmp_path / "calibrated.pt"
+    tiny_world_model(energy_per_metre=2.0).save(calibrated)
+    for ckpt, extra, expected in (
+        (str(calibrated), {}, 2.0 * 0.015),
+        (str(calibrated), {"stop_distance": 0.0}, None),
+        (tiny_checkpoint, {}, None),  # no calibration: the default is not used
+    ):
+        args = plan_args(task="reach", out=tmp_path / "x", checkpoint=ckpt, **extra)
+        validate_args(args)
+        energy = resolve_stop_energy(args, load_world_model(ckpt))
+        assert energy == (pytest.approx(expected) if expected else None)
+    args = plan_args(task="push", out=tmp_path / "y", checkpoint=str(calibrated))
+    validate_args(args)
+    assert resolve_stop_energy(args, load_world_model(str(calibrated))) is None  # push: no default
