@@ -426,7 +426,8 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
                 frames=np.stack(tr.frames),
                 goal=goals[j][-1].image,
                 distance=np.asarray(tr.distance),
-                energy=np.asarray(tr.energy),
+                # per control step (frame f >= 1 was reached while executing planned step (f - 1) // k)
+                energy=np.repeat(np.asarray(tr.energy), k)[: len(tr.frames) - 1],
                 title=f"{task} / {method} / episode {i}: {'success' if rec['success'] else 'failure'}",
             )
         atomic_write_json(episode_path(out, i), rec)
