@@ -36,7 +36,7 @@ class BenchShape:
 
 
 SHAPES = {
-    # issue 5 / official_vjepa2.md §10: img 64, patch 8 (64 tokens), width 192, depth 6, 6 heads
+    # the official benchmark shape: img 64, patch 8 (64 tokens), width 192, depth 6, 6 heads
     "small": BenchShape("small", 64, 8, 192, 192, 6, 6),
     # the released V-JEPA 2-AC predictor: 256 px, patch 16 (256 tokens), ViT-g width 1408, Dp 1024, depth 24
     "vitg": BenchShape("vitg", 256, 16, 1408, 1024, 24, 16),
