@@ -97,18 +97,25 @@ def training_commands(out: Path, quick: bool, threads: int) -> list[list[str]]:
     return cmds
 
 
+# The file a finished training stage leaves in its --out folder (the stage is then skipped).
+FINAL_OUTPUT = {"pretrain": "encoder.pt", "train": "world_model.pt"}
+
+
+def _out(cmd: list[str]) -> Path:
+    return Path(cmd[cmd.index("--out") + 1])
+
+
 def _stage_done(cmd: list[str]) -> bool:
-    """True when a training stage's final output exists (it is then skipped)."""
-    out = Path(cmd[cmd.index("--out") + 1])
-    return {"pretrain": out / "encoder.pt", "train": out / "world_model.pt"}.get(cmd[0], out / "x").exists()
+    name = FINAL_OUTPUT.get(cmd[0])
+    return name is not None and (_out(cmd) / name).exists()
 
 
 def _resumable(cmd: list[str]) -> list[str]:
-    """Add ``--resume`` to a training stage that was interrupted after its first checkpoint."""
-    out = Path(cmd[cmd.index("--out") + 1])
-    if cmd[0] in ("pretrain", "train") and (out / "checkpoint.pt").exists():
-        return [*cmd, "--resume"]
-    return cmd
+    """A training stage interrupted after its first checkpoint resumes (``--resume``); one interrupted
+    before it starts over (``--overwrite``: its folder holds nothing worth keeping)."""
+    if cmd[0] not in FINAL_OUTPUT or not _out(cmd).exists():
+        return cmd
+    return [*cmd, "--resume" if (_out(cmd) / "checkpoint.pt").exists() else "--overwrite"]
 
 
 def plan_commands(
@@ -178,7 +185,7 @@ def run_demo(args: argparse.Namespace) -> Path:
         executed.append(cmd)
         t = time.time()
         run_command(cmd)
-        run_dir = Path(cmd[cmd.index("--out") + 1])
+        run_dir = _out(cmd)
         timings[f"plan_{run_dir.name}_s"] = time.time() - t
         run_dirs.append(run_dir)
     t = time.time()
