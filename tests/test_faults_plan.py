@@ -87,6 +87,8 @@ def test_summary_counts_this_runs_episodes_only(checkpoint, tmp_path):
     settings = json.loads((out / "run_config.json").read_text())
     rows = write_summary(out, extra={"settings": settings}, episodes=2)
     assert rows[0]["n"] == 2 and json.loads((out / "summary.json").read_text())["rows"][0]["n"] == 2
+    assert _plan(checkpoint, out, "--episodes", "2") == 0  # the command itself: --episodes 2 reports n = 2
+    assert json.loads((out / "summary.json").read_text())["rows"][0]["n"] == 2
     rec = json.loads((out / "episodes" / "ep_0001.json").read_text())
     (out / "episodes" / "ep_0001.json").write_text(json.dumps({**rec, "episode": 2}))
     with pytest.raises(DataError, match=r"ep_0001.json: holds episode 2, its name says 1"):
