@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vjepa2_ac.world_model import IMAGENET_MEAN, IMAGENET_STD
+
 DISTANCES = ("l1", "l2")
 STEP_MODES = ("last", "all")
-from vjepa2_ac.world_model import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402  (after the constants above)
 
 
 def preprocess_images(images, size: int | tuple[int, int] | None = None, device=None) -> torch.Tensor:

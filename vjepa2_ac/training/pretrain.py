@@ -127,10 +127,7 @@ def pretrain(
             encoder, predictor, geometry, jepa_weight=cfg.jepa_weight, loss_exp=cfg.loss_exp
         ).to(info.device)
         target.to(info.device).eval()
-        model = objective
-        if info.distributed:
-            ids = [info.device.index] if info.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+        model = runtime.wrap_ddp(objective, info)
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
         dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
         claim_run_dir(

@@ -190,6 +190,14 @@ def load_state_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], 
         ) from None
 
 
+def wrap_ddp(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    """``module`` itself in a single process, else wrapped in DistributedDataParallel on its device."""
+    if not info.distributed:
+        return module
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The module inside a DistributedDataParallel wrapper."""
     return (

@@ -338,10 +338,7 @@ def train(
             rollout_weight=cfg.loss.rollout_weight,
             residual=cfg.model.residual,
         ).to(info.device)
-        model = objective
-        if info.distributed:
-            ids = [info.device.index] if info.device.type == "cuda" else None
-            model = nn.parallel.DistributedDataParallel(objective, device_ids=ids)
+        model = runtime.wrap_ddp(objective, info)
         optimizer, scheduler = build_optimizer(predictor, cfg.optim)
         dataset = build_dataset_of(cfg)  # data errors come before anything is written
         claim_run_dir(
