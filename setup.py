@@ -54,6 +54,9 @@ setup(
         # Only needed to *write* RLDS with TensorFlow; reading never imports TensorFlow.
         "tf": ["tensorflow-cpu"],
         "test": ["pytest>=8", "ruff>=0.5"],
+        # Gymnasium-Robotics Fetch tasks (envs/fetch.py). gymnasium-robotics 1.4.2 fails in reset under
+        # MuJoCo 4, so this extra pins the MuJoCo it runs with; the package's own tasks run under it too.
+        "fetch": ["gymnasium-robotics==1.4.2", "mujoco==3.3.0"],
     },
     entry_points={"console_scripts": ["vjepa2-ac=vjepa2_ac.experiments.cli:main"]},
 )

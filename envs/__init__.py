@@ -1,6 +1,8 @@
 """Simulated MuJoCo tabletop tasks (reach, push) with a gymnasium API, scripted experts and collection.
 
-Importing this package registers ``vjepa2_ac/Reach-v0`` and ``vjepa2_ac/Push-v0``::
+Importing this package registers ``vjepa2_ac/Reach-v0`` and ``vjepa2_ac/Push-v0``, and the
+Gymnasium-Robotics adapters ``vjepa2_ac/FetchReach-v4`` and ``vjepa2_ac/FetchPush-v4``
+(:mod:`vjepa2_ac.envs.fetch`, which need the ``fetch`` extra)::
 
     import gymnasium as gym
     import vjepa2_ac.envs  # noqa: F401  (registers the ids)
@@ -30,6 +32,17 @@ from vjepa2_ac.envs.tasks import (  # noqa: E402
     task_env_id,
 )
 
+# Gymnasium-Robotics Fetch tasks behind the same interface (need the `fetch` extra at make time).
+FETCH_ENV_IDS = {"FetchReach-v4": "vjepa2_ac/FetchReach-v4", "FetchPush-v4": "vjepa2_ac/FetchPush-v4"}
+for _fetch_id, _env_id in FETCH_ENV_IDS.items():
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point="vjepa2_ac.envs.fetch:FetchAdapter",
+            kwargs={"env_id": _fetch_id},
+            max_episode_steps=50,
+        )
+
 for _task, _env_id in ENV_IDS.items():
     if _env_id not in registry:
         register(
@@ -47,4 +60,5 @@ __all__ = [
     "ENV_IDS",
     "MAX_EPISODE_STEPS",
     "task_env_id",
+    "FETCH_ENV_IDS",
 ]

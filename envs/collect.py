@@ -10,6 +10,7 @@ Episode ``i`` is a pure function of ``(task, policy, seed, i)`` and the options,
 Example::
 
     vjepa2-ac collect --task push --episodes 1000 --out data/push --policy mixed --image-size 64 --workers 2
+    vjepa2-ac collect --env FetchReach-v4 --episodes 300 --out data/fetch_reach
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ and ``block_quat [T,4]``."""
 TASK_DESCRIPTIONS = {
     "reach": "move the gripper to the goal position",
     "push": "push the green block to the goal position",
+    "FetchReach-v4": "move the gripper to the red target",
+    "FetchPush-v4": "push the black block to the red target",
 }
 
 
@@ -57,12 +60,20 @@ class CollectConfig:
     lossless_video: bool = True
 
     def __post_init__(self) -> None:
+        from vjepa2_ac.envs.fetch import CAMERA_NAME, FETCH_ENVS
         from vjepa2_ac.envs.policies import POLICY_NAMES
         from vjepa2_ac.envs.scene import CAMERA_NAMES
-        from vjepa2_ac.envs.tasks import ENV_IDS
+        from vjepa2_ac.envs.starts import ALL_TASKS
 
-        if self.task not in ENV_IDS:
-            raise ValueError(f"--task: unknown task {self.task!r}; valid tasks: {', '.join(ENV_IDS)}")
+        if self.task not in ALL_TASKS:
+            raise ValueError(f"--task/--env: unknown task {self.task!r}; valid: {', '.join(ALL_TASKS)}")
+        cameras = (CAMERA_NAME,) if self.task in FETCH_ENVS else CAMERA_NAMES
+        if self.task in FETCH_ENVS:
+            from vjepa2_ac.envs.fetch import fetch_available
+
+            ok, why = fetch_available()
+            if not ok:
+                raise ValueError(f"--env {self.task}: {why}")
         if self.policy not in POLICY_NAMES:
             raise ValueError(
                 f"--policy: unknown policy {self.policy!r}; valid policies: {', '.join(POLICY_NAMES)}"
@@ -70,9 +81,9 @@ class CollectConfig:
         if not self.cameras:
             raise ValueError("--cameras: expected at least one camera")
         for cam in self.cameras:
-            if cam not in CAMERA_NAMES:
+            if cam not in cameras:
                 raise ValueError(
-                    f"--cameras: unknown camera {cam!r}; valid cameras: {', '.join(CAMERA_NAMES)}"
+                    f"--cameras: unknown camera {cam!r} for {self.task}; valid cameras: {', '.join(cameras)}"
                 )
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"--cameras: duplicate camera in {list(self.cameras)}")
@@ -91,9 +102,9 @@ class CollectConfig:
 
     @property
     def steps(self) -> int:
-        from vjepa2_ac.envs.tasks import MAX_EPISODE_STEPS
+        from vjepa2_ac.envs.starts import episode_steps
 
-        return self.max_steps if self.max_steps is not None else MAX_EPISODE_STEPS[self.task]
+        return self.max_steps if self.max_steps is not None else episode_steps(self.task)
 
 
 def episode_seeds(seed: int, index: int) -> tuple[int, int]:
@@ -124,9 +135,9 @@ def _get_env(cfg: CollectConfig):
     key = (cfg.task, cfg.image_size, cfg.cameras[0])
     if key not in _ENV_CACHE:
         import vjepa2_ac.envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo loads)
-        from vjepa2_ac.envs.tasks import TASKS
+        from vjepa2_ac.envs.starts import build_env
 
-        _ENV_CACHE[key] = TASKS[cfg.task](image_size=cfg.image_size, camera=cfg.cameras[0])
+        _ENV_CACHE[key] = build_env(cfg.task, cfg.image_size, cfg.cameras[0])
     return _ENV_CACHE[key]
 
 
@@ -185,6 +196,7 @@ def rollout_episode(cfg: CollectConfig, index: int) -> dict:
         "final_distance": float(info["distance"]),
         "policy": getattr(getattr(policy, "current", policy), "name", cfg.policy),
         "env_seed": env_seed,
+        "fps": int(round(1.0 / env.dt)),
     }
 
 
@@ -222,6 +234,7 @@ def write_episode(cfg: CollectConfig, out: Path, index: int) -> dict:
             extrinsics=ep["extrinsics"],
             metadata=metadata,
             lossless_video=cfg.lossless_video,
+            fps=ep["fps"],
         )
         np.savez_compressed(tmp / SIM_FILE, **ep["sim"])
         if final.exists():
@@ -326,7 +339,13 @@ def _write_json(path: Path, obj) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, help="reach or push")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="reach or push (the package's own MuJoCo tasks)")
+    which.add_argument(
+        "--env",
+        dest="task",
+        help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4 (the fetch extra)",
+    )
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes (indices 0..N-1)")
     parser.add_argument("--out", required=True, help="output directory (raw DROID layout or LeRobot dataset)")
     parser.add_argument("--policy", default="mixed", help="random, expert or mixed (default: mixed)")

@@ -72,8 +72,11 @@ class RandomPolicy(Policy):
         rot_sigma: float = 0.0,
         max_delta_xyz: float = 0.05,
         seed: int | None = None,
+        box: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__(max_delta_xyz, seed)
+        if box is not None:
+            self.LOW, self.HIGH = (np.asarray(b, np.float64) for b in box)
         if not (0.0 <= rho < 1.0):
             raise ValueError(f"rho: expected a value in [0, 1), got {rho!r}")
         if sigma <= 0.0 or rot_sigma < 0.0 or not (0.0 <= p_gripper <= 1.0):
@@ -145,7 +148,8 @@ class PushExpert(Policy):
     offset + clearance)``. If the TCP is not behind the block on that line it lifts to ``travel_height``
     (when near the block), flies above the pre-push point and lowers to ``push_height``; once behind
     the block and low it moves along ``d`` and steers the contact point back onto the block-goal line.
-    Noise: AR(1) xyz noise of std ``noise`` (metres per step).
+    Noise: AR(1) xyz noise of std ``noise`` (metres per step). ``geometry`` overrides the scene's
+    ``block_half``, ``push_height``, ``contact`` (TCP to pusher front) and ``travel_height`` (metres).
     """
 
     name = "expert"
@@ -157,6 +161,7 @@ class PushExpert(Policy):
         travel_height: float = 0.10,
         max_delta_xyz: float = 0.05,
         seed: int | None = None,
+        geometry: dict[str, float] | None = None,
     ) -> None:
         super().__init__(max_delta_xyz, seed)
         if not (0.0 < push_step <= max_delta_xyz) or noise < 0.0:
@@ -166,6 +171,12 @@ class PushExpert(Policy):
         self.push_step, self.noise, self.travel_height = push_step, noise, travel_height
         self.push_height = PushEnv.PUSH_HEIGHT
         self.contact = PushEnv.CONTACT_OFFSET
+        self.block_half = scene.BLOCK_HALF
+        unknown = set(geometry or {}) - {"block_half", "push_height", "contact", "travel_height"}
+        if unknown:
+            raise ValueError(f"geometry: unknown key(s) {sorted(unknown)}")
+        for key, value in (geometry or {}).items():
+            setattr(self, key, float(value))
         self._n = np.zeros(3)
 
     def reset(self, seed: int | None = None) -> None:
@@ -187,12 +198,12 @@ class PushExpert(Policy):
             # Push along d, steering the TCP back onto the block-goal line. Worst-case face distance (a
             # block rotated by 45 degrees): close a large gap without touching the block, then push slowly
             # (quasi-static contact), slowing down near the goal so the block does not overshoot.
-            gap = -along - (scene.BLOCK_HALF * math.sqrt(2.0) + 0.015)
+            gap = -along - (self.block_half * math.sqrt(2.0) + 0.015)
             push = min(self.push_step, max(0.5 * dist, 0.005))
             step = gap - 0.005 if gap > push + 0.005 else push
             xy = ee[:2] + d * step - 0.5 * lateral * np.array([-d[1], d[0]])
             return np.array([xy[0], xy[1], self.push_height])
-        near_block = float(np.linalg.norm(rel)) < scene.BLOCK_HALF + 0.07
+        near_block = float(np.linalg.norm(rel)) < self.block_half + 0.07
         to_pre = float(np.linalg.norm(ee[:2] - pre))
         if to_pre < 0.012:
             return np.array([pre[0], pre[1], self.push_height])  # lower at the pre-push point
@@ -257,23 +268,31 @@ class MixedPolicy(Policy):
 
 
 def make_policy(task: str, name: str, noise: float | None = None, seed: int | None = None) -> Policy:
-    """Build a named exploration policy for ``task`` (``reach``/``push``).
+    """Build a named exploration policy for ``task`` (``reach``, ``push`` or a Fetch env id).
 
     ``noise`` sets the expert's xyz noise std in metres (default: 0.005 for ``mixed``/``expert``
     collection, use 0 for a clean expert).
     """
-    if task not in ("reach", "push"):
-        raise ValueError(f"task: unknown task {task!r}; valid tasks: reach, push")
+    from vjepa2_ac.envs.fetch import FETCH_ENVS, FETCH_PUSH_GEOMETRY, FETCH_RANDOM_BOX
+
+    kind = FETCH_ENVS.get(task, task)
+    if kind not in ("reach", "push"):
+        valid = ", ".join(("reach", "push", *FETCH_ENVS))
+        raise ValueError(f"task: unknown task {task!r}; valid tasks: {valid}")
     if name not in POLICY_NAMES:
         raise ValueError(f"policy: unknown policy {name!r}; valid policies: {', '.join(POLICY_NAMES)}")
     noise = 0.005 if noise is None else noise
-    expert: Policy = (
-        ReachExpert(noise=noise, seed=seed) if task == "reach" else PushExpert(noise=noise, seed=seed)
-    )
+    fetch = task in FETCH_ENVS
+    if kind == "reach":
+        expert: Policy = ReachExpert(noise=noise, seed=seed)
+    else:
+        expert = PushExpert(noise=noise, seed=seed, geometry=FETCH_PUSH_GEOMETRY if fetch else None)
     if name == "expert":
         return expert
     # Push is defined with a closed gripper (the fingers form one pusher): random motion keeps it closed.
-    random = RandomPolicy(seed=seed, p_gripper=0.0 if task == "push" else 0.05)
+    random = RandomPolicy(
+        seed=seed, p_gripper=0.0 if kind == "push" or fetch else 0.05, box=FETCH_RANDOM_BOX if fetch else None
+    )
     if name == "random":
         return random
     return MixedPolicy(expert, random, seed=seed)

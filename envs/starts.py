@@ -1,6 +1,6 @@
 """Start distributions of the simulated tasks, shared by ``collect`` and ``plan``.
 
-Reach uses the env's own start/goal distribution. Push has two:
+Reach and the Fetch tasks use the env's own start/goal distribution. Push has two:
 
 * ``env``: the env's default (EE anywhere at 8-25 cm height, >= 10 cm from the block, goal 10-20 cm away
   in a random direction). A single goal image cannot solve most of these episodes: the arm would first
@@ -19,7 +19,12 @@ import math
 
 import numpy as np
 
+from vjepa2_ac.envs.fetch import EPISODE_STEPS as FETCH_EPISODE_STEPS
+from vjepa2_ac.envs.fetch import FETCH_ENVS
+
 TASKS = ("reach", "push")
+# Everything `collect` and `plan` run: the package's own tasks and the Gymnasium-Robotics Fetch envs.
+ALL_TASKS = TASKS + tuple(FETCH_ENVS)
 PUSH_STARTS = ("aligned", "env")
 # Sideways range (metres) of the gripper's start off the push line in aligned push episodes.
 PUSH_SIDE_OFFSET = 0.01
@@ -27,21 +32,50 @@ PUSH_SIDE_OFFSET = 0.01
 
 def check_task(task: str) -> str:
     """Return ``task`` or raise a clear error naming the valid tasks."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    if task not in ALL_TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(ALL_TASKS)}")
     return task
 
 
-def make_env(task: str, image_size: int, camera: str = "exterior_1", max_episode_steps: int | None = None):
-    """A rendering gymnasium env of ``task`` (``vjepa2_ac/Reach-v0`` / ``vjepa2_ac/Push-v0``)."""
-    import gymnasium as gym
+def task_kind(task: str) -> str:
+    """``reach`` or ``push``: which expert, defaults and metrics a task uses."""
+    return FETCH_ENVS.get(check_task(task), task)
 
-    from vjepa2_ac.envs import task_env_id
+
+def episode_steps(task: str) -> int:
+    """The task's own episode length in control steps."""
+    from vjepa2_ac.envs.tasks import MAX_EPISODE_STEPS
+
+    return FETCH_EPISODE_STEPS if check_task(task) in FETCH_ENVS else MAX_EPISODE_STEPS[task]
+
+
+def env_id(task: str) -> str:
+    """The gymnasium id this package registers for ``task``."""
+    from vjepa2_ac.envs import FETCH_ENV_IDS, task_env_id
+
+    return FETCH_ENV_IDS[task] if check_task(task) in FETCH_ENVS else task_env_id(task)
+
+
+def build_env(task: str, image_size: int, camera: str = "exterior_1"):
+    """The bare (unwrapped, no time limit) rendering env of ``task``."""
+    if check_task(task) in FETCH_ENVS:
+        from vjepa2_ac.envs.fetch import FetchAdapter
+
+        return FetchAdapter(task, image_size=image_size, camera=camera)
+    from vjepa2_ac.envs.tasks import TASKS as ENV_CLASSES
+
+    return ENV_CLASSES[task](image_size=image_size, camera=camera)
+
+
+def make_env(task: str, image_size: int, camera: str = "exterior_1", max_episode_steps: int | None = None):
+    """A rendering gymnasium env of ``task`` (``vjepa2_ac/Reach-v0``, ``vjepa2_ac/Push-v0``,
+    ``vjepa2_ac/FetchReach-v4``, ``vjepa2_ac/FetchPush-v4``)."""
+    import gymnasium as gym
 
     kwargs = {"render_mode": "rgb_array", "image_size": image_size, "camera": camera}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
-    return gym.make(task_env_id(check_task(task)), **kwargs)
+    return gym.make(env_id(task), **kwargs)
 
 
 def push_aligned_options(rng: np.random.Generator, side_offset: float = PUSH_SIDE_OFFSET) -> dict:
@@ -76,7 +110,7 @@ def reset_episode(env, task: str, seed: int, push_start: str = "aligned"):
     """Reset ``env`` to the seeded episode ``seed`` of ``task``; returns ``(obs, info)``."""
     if push_start not in PUSH_STARTS:
         raise ValueError(f"push_start must be one of {PUSH_STARTS}, got {push_start!r}")
-    if task == "push" and push_start == "aligned":
+    if check_task(task) == "push" and push_start == "aligned":
         options = push_aligned_options(np.random.default_rng([seed, 7]))
         return env.reset(seed=seed, options=options)
     return env.reset(seed=seed)

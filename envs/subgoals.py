@@ -14,20 +14,35 @@ import math
 
 import numpy as np
 
-__all__ = ["expert_subgoals"]
+__all__ = ["expert_subgoals", "SUBGOAL_SHARE"]
+
+# Largest share of an episode's control steps that paced sub-goals may take (the goal image gets the rest).
+SUBGOAL_SHARE = 0.8
 
 
 def expert_subgoals(
-    env, task: str, obs: dict, info: dict, count: int, max_control_steps: int, frames_per_step: int
+    env,
+    task: str,
+    obs: dict,
+    info: dict,
+    count: int,
+    max_control_steps: int,
+    frames_per_step: int,
+    pace: float = 1.0,
 ) -> list[tuple[np.ndarray, int | None]]:
     """``count`` sub-goals ``(image uint8[H, W, 3], token steps to pursue it)`` for the episode ``env`` was
     just reset to (``obs``, ``info``: its reset observation); the last is the goal image, pursued until
-    the episode ends (``None``)."""
+    the episode ends (``None``). Each sub-goal is pursued for ``pace`` times the expert's time between
+    it and the previous one (``pace > 1`` for a planner that moves slower than the expert); a pace above
+    1 is lowered (not below 1) so that the sub-goals take at most :data:`SUBGOAL_SHARE` of the episode and
+    the goal image keeps the rest."""
     from vjepa2_ac.envs.policies import make_policy
     from vjepa2_ac.planners.lockstep import restore, snapshot
 
     if count < 1:
         raise ValueError(f"sub-goals: expected a count >= 1, got {count}")
+    if not pace > 0:
+        raise ValueError(f"sub-goals: expected a pace > 0, got {pace}")
     goal = env.unwrapped.goal_image()
     if count == 1:
         return [(goal, None)]
@@ -47,11 +62,14 @@ def expert_subgoals(
     length = len(images)
     if length == 0:
         return [(goal, None)]
+    if pace > 1:
+        pace = max(1.0, min(pace, SUBGOAL_SHARE * max_control_steps / length))
     marks = [round(m * length / count) for m in range(1, count)]
     out, prev = [], 0
     for m in marks:
         m = max(m, prev + 1)
-        out.append((images[min(m, length) - 1], max(1, math.ceil((m - prev) / frames_per_step))))
+        steps = max(1, math.ceil(pace * (m - prev) / frames_per_step))
+        out.append((images[min(m, length) - 1], steps))
         prev = m
     out.append((goal, None))
     return out

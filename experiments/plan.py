@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vjepa2_ac.envs.starts import PUSH_STARTS, TASKS, make_env, reset_episode
+from vjepa2_ac.envs.starts import ALL_TASKS, PUSH_STARTS, make_env, reset_episode, task_kind
 from vjepa2_ac.experiments.results import atomic_write_json, episode_path, write_summary
 from vjepa2_ac.planners.cem import CEMConfig
 from vjepa2_ac.planners.lockstep import (
@@ -59,6 +59,18 @@ TASK_DEFAULTS = {
         "stop_distance": 0.015,
     },
     "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
+    # Gymnasium-Robotics Fetch: the env's own 50-step episodes (25 Hz). FetchPush starts the gripper
+    # away from the block, so it plans through 8 sub-goal images of the scripted expert, each pursued for
+    # 3 times the expert's time (the planner moves at half the expert's top speed).
+    "FetchReach-v4": {"control_steps": 50, "control_maxnorm": 0.025, "horizon": 1, "topk": 10},
+    "FetchPush-v4": {
+        "control_steps": 50,
+        "control_maxnorm": 0.025,
+        "horizon": 1,
+        "topk": 30,
+        "subgoals": 8,
+        "subgoal_pace": 3.0,
+    },
 }
 DEFAULT_TOPK = 10  # tasks without a default of their own (droid)
 # DROID camera roles of the model's training data -> the simulator's cameras (as `collect` writes them).
@@ -69,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", help="a world model checkpoint (train, demo or official), or `pretrained`"
     )
-    parser.add_argument(
-        "--task", required=True, help=f"task: {', '.join(TASKS)}, or droid (offline, see --droid)"
-    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="task: reach, push, or droid (offline, see --droid)")
+    which.add_argument("--env", dest="task", help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4")
     parser.add_argument("--droid", default=None, help="--task droid: .npz clips (observations, states)")
     parser.add_argument("--resize", action="store_true", help="--task droid: resize frames to the model size")
     parser.add_argument("--episodes", type=int, default=100, help="number of seeded episodes")
@@ -121,9 +133,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--subgoals",
         type=int,
-        default=1,
+        default=None,
         help="goal images per episode: K > 1 plans through K-1 sub-goal images rendered from states the "
-        "env's scripted expert passes through, then the goal image (the paper's multi-stage protocol)",
+        "env's scripted expert passes through, then the goal image (the paper's multi-stage protocol); "
+        "task default (FetchPush-v4 8, else 1)",
+    )
+    g.add_argument(
+        "--subgoal-pace",
+        type=float,
+        default=None,
+        help="pursue each sub-goal for this many times the expert's time to it (> 1: slower than the "
+        "expert; lowered so that sub-goals leave the last 20 %% of the episode to the goal); task default "
+        "(FetchPush-v4 3, else 1)",
     )
     parser.add_argument(
         "--push-start", default="aligned", choices=PUSH_STARTS, help="push start distribution"
@@ -160,8 +181,14 @@ def validate_args(args: argparse.Namespace) -> None:
         args.checkpoint = resolve_checkpoint(args.checkpoint)
     except FileNotFoundError as e:
         raise PlanError(f"--checkpoint: {e}") from None
-    if args.task not in TASKS:
-        raise PlanError(f"--task: unknown task {args.task!r}; valid tasks: {', '.join(TASKS)}, droid")
+    if args.task not in ALL_TASKS:
+        raise PlanError(f"--task/--env: unknown task {args.task!r}; valid: {', '.join(ALL_TASKS)}, droid")
+    if task_kind(args.task) != args.task:  # a Gymnasium-Robotics task
+        from vjepa2_ac.envs.fetch import fetch_available
+
+        ok, why = fetch_available()
+        if not ok:
+            raise PlanError(f"--env {args.task}: {why}")
     if args.planner not in PLANNERS:
         raise PlanError(f"--planner: unknown planner {args.planner!r}; valid: {', '.join(PLANNERS)}")
     if args.baseline is not None and args.baseline not in BASELINES:
@@ -172,6 +199,11 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--checkpoint: file not found: {args.checkpoint}")
     if args.episodes < 1:
         raise PlanError(f"--episodes must be >= 1, got {args.episodes}")
+    defaults = TASK_DEFAULTS.get(args.task, {})
+    if args.subgoals is None:
+        args.subgoals = 1 if args.goal_image else defaults.get("subgoals", 1)
+    if args.subgoal_pace is None:
+        args.subgoal_pace = defaults.get("subgoal_pace", 1.0)
     for name in ("samples", "iterations", "batch_episodes", "threads", "subgoals"):
         if getattr(args, name) < 1:
             raise PlanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -209,6 +241,8 @@ def validate_args(args: argparse.Namespace) -> None:
         # The task's default hold-still distance (reach), used when the checkpoint has a calibration.
         args.stop_distance = TASK_DEFAULTS.get(args.task, {}).get("stop_distance")
         args.default_stop = True
+    if not 0.25 <= args.subgoal_pace <= 10:
+        raise PlanError(f"--subgoal-pace must be in [0.25, 10], got {args.subgoal_pace}")
     if args.subgoals > 1 and args.goal_image:
         raise PlanError("--subgoals and --goal-image are alternatives; give one")
 
@@ -290,6 +324,7 @@ def run_settings(args: argparse.Namespace, model) -> dict:
         "stop_energy": args.stop_energy,
         "stop_distance": args.stop_distance,
         "subgoals": args.subgoals,
+        "subgoal_pace": args.subgoal_pace if args.subgoals > 1 else None,
         "push_start": args.push_start if args.task == "push" else None,
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": model.image_size if model is not None else 64,
@@ -364,7 +399,10 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
         if goal_override is not None:
             goals.append([SubGoal(goal_override)])
         else:
-            plan = expert_subgoals(env, task, obs, info, settings["subgoals"], settings["max_steps"] * k, k)
+            plan = expert_subgoals(
+                env, task, obs, info, settings["subgoals"], settings["max_steps"] * k, k,
+                settings["subgoal_pace"] or 1.0,
+            )  # fmt: skip
             goals.append([SubGoal(img, steps) for img, steps in plan])
     record = [i < args.save_frames for i in indices]
     landscape_for = {j for j, i in enumerate(indices) if i < args.landscapes}
@@ -416,7 +454,7 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
             "ee_trajectory": tr.ee,
             "block_trajectory": tr.block,
             "goal_ee": [float(v) for v in info0["goal_state"][:3]],
-            "goal_block": [float(v) for v in info0["goal_pos"]] if task == "push" else None,
+            "goal_block": [float(v) for v in info0["goal_pos"]] if task_kind(task) == "push" else None,
             "actions": tr.actions,
             "subgoal_trace": tr.subgoal if settings["subgoals"] > 1 else None,
         }

@@ -169,8 +169,35 @@ def test_plan_subgoals_follow_the_expert_then_the_goal(tiny_checkpoint, tmp_path
                 "--out", str(tmp_path / "x"))  # fmt: skip
 
 
+def test_subgoal_pace_stretches_the_expert_schedule():
+    from vjepa2_ac.envs.starts import make_env, reset_episode
+    from vjepa2_ac.envs.subgoals import expert_subgoals
+
+    env = make_env("push", 32)
+    obs, info = reset_episode(env, "push", 3, "env")
+    plain = expert_subgoals(env, "push", obs, info, 4, 400, 2)
+    slow = expert_subgoals(env, "push", obs, info, 4, 400, 2, pace=2.0)  # the cap (80 %) is far
+    env.close()
+    assert [s for _, s in plain][-1] is None and [s for _, s in slow][-1] is None
+    for (img_a, a), (img_b, b) in zip(plain[:-1], slow[:-1]):
+        np.testing.assert_array_equal(img_a, img_b)  # the same expert frames ...
+        assert 2 * a - 1 <= b <= 2 * a  # ... pursued about twice as long
+    # In a short episode the pace is lowered so that the sub-goals leave 20 % of it to the goal image.
+    env = make_env("push", 32)
+    obs, info = reset_episode(env, "push", 3, "env")
+    expert_tokens = sum(s for _, s in plain[:-1])
+    budget = 8 * expert_tokens  # control steps: room for the expert, and a pace of 10 would not fit
+    capped = sum(s for _, s in expert_subgoals(env, "push", obs, info, 4, budget, 2, pace=10.0)[:-1])
+    env.close()
+    assert 2.5 * expert_tokens <= capped <= 0.8 * budget / 2 + 3, (expert_tokens, capped)
+    with pytest.raises(ValueError, match="pace > 0"):
+        expert_subgoals(env, "push", obs, info, 2, 80, 2, pace=0.0)
+
+
 def test_plan_bad_inputs_fail_fast(tiny_checkpoint, tmp_path):
-    with pytest.raises(SystemExit, match=r"unknown task 'stack'; valid tasks: reach, push, droid"):
+    with pytest.raises(
+        SystemExit, match=r"unknown task 'stack'; valid: reach, push, FetchReach-v4, FetchPush-v4, droid"
+    ):
         _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "stack", "--out", str(tmp_path / "a"))
     bad_goal = tmp_path / "goal.npy"
     np.save(bad_goal, np.zeros((64, 64, 3), np.uint8))
