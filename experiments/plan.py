@@ -131,6 +131,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--batch-episodes", type=int, default=25, help="episodes planned in lockstep")
     g.add_argument(
+        "--rollout",
+        choices=("cached", "recompute"),
+        default="cached",
+        help="world model CEM: one predictor pass per rollout step over a key/value cache (cached), or "
+        "the whole growing sequence at every step as the official planner does (recompute: slower, the "
+        "same energies up to float rounding)",
+    )
+    g.add_argument(
         "--subgoals",
         type=int,
         default=None,
@@ -329,6 +337,7 @@ def run_settings(args: argparse.Namespace, model) -> dict:
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": model.image_size if model is not None else 64,
         "batch_episodes": args.batch_episodes,
+        "rollout": args.rollout if args.baseline is None and args.planner == "cem" else None,
     }
 
 
@@ -369,7 +378,10 @@ def make_policy(args: argparse.Namespace, settings: dict, model, envs, stop_ener
     if args.baseline == "oracle":
         return OracleCEM(model, cem_cfg, settings["horizon"], args.oracle_energy, envs, warm)
     if args.planner == "cem":
-        return WorldModelCEM(model, cem_cfg, settings["horizon"], stop_energy, settings["action_cost"], warm)
+        return WorldModelCEM(
+            model, cem_cfg, settings["horizon"], stop_energy, settings["action_cost"], warm,
+            use_cache=settings["rollout"] == "cached",
+        )  # fmt: skip
     return SinglePlanner(
         model,
         args.planner,

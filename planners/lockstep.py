@@ -196,6 +196,8 @@ class WorldModelCEM:
 
     ``action_cost`` > 0 adds ``action_cost * sum |a_xyz|`` (metres over the horizon) to each candidate's
     energy. ``stop_energy``: hold still while the observed frame's energy to the goal is below it.
+    ``use_cache=False`` re-runs the predictor over the whole growing sequence at every rollout step (the
+    official planner's scheme; same energies, for speed comparisons).
     """
 
     def __init__(
@@ -206,8 +208,10 @@ class WorldModelCEM:
         stop_energy: float | None = None,
         action_cost: float = 0.0,
         warm_start: bool = False,
+        use_cache: bool = True,
     ) -> None:
         self.model, self.stop_energy, self.action_cost = model, stop_energy, action_cost
+        self.use_cache = use_cache
         self.search = LockstepCEM(cfg, horizon, warm_start)
         self.goals = _GoalEncoder(model)
 
@@ -224,7 +228,7 @@ class WorldModelCEM:
             z0 = z_cur[:, None, None].expand(a, s, 1, n, d).reshape(a * s, 1, n, d)
             s0 = s_first[:, None, None].expand(a, s, 1, 7).reshape(a * s, 1, 7)
             with torch.no_grad():
-                z, _ = self.model.rollout(z0, s0, actions.reshape(a * s, h, 7))
+                z, _ = self.model.rollout(z0, s0, actions.reshape(a * s, h, 7), use_cache=self.use_cache)
             out = self.model.energy(z[:, -1].view(a, s, n, d), z_goal[:, None]).float()
             if self.action_cost:
                 out = out + self.action_cost * actions[..., :3].abs().sum(dim=(-2, -1))

@@ -475,3 +475,20 @@ def test_reach_holds_still_near_the_goal_by_default_when_calibrated(tiny_checkpo
     args = plan_args(task="push", out=tmp_path / "y", checkpoint=str(calibrated))
     validate_args(args)
     assert resolve_stop_energy(args, load_world_model(str(calibrated))) is None  # push: no default
+
+
+def test_plan_recompute_rollout_gives_the_cached_plans(tiny_checkpoint, tmp_path):
+    runs = {}
+    for mode in ("cached", "recompute"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--horizon", "3", "--episodes", "2",
+            "--rollout", mode, "--landscapes", "0", "--save-frames", "0", *PLAN_TINY,
+            "--out", str(tmp_path / mode),
+        )  # fmt: skip
+        runs[mode] = [
+            json.loads((tmp_path / mode / "episodes" / f"ep_{i:04d}.json").read_text()) for i in (0, 1)
+        ]
+        assert json.loads((tmp_path / mode / "run_config.json").read_text())["rollout"] == mode
+    for a, b in zip(runs["cached"], runs["recompute"]):
+        np.testing.assert_allclose(a["actions"], b["actions"], atol=1e-6)
+        np.testing.assert_allclose(a["energy_trace"], b["energy_trace"], rtol=1e-4)
