@@ -5,6 +5,9 @@ runs/demo`` trains into ``runs/demo/world_model/world_model.pt`` (Strategy A tub
 on frames, end-effector states and actions only). It lets planning start at once; its metadata keeps
 both training stages' resolved configs, and ``tests/test_pretrained.py`` checks that they are still the
 presets the demo runs, so the two cannot drift apart silently.
+
+``assets/fetch_world_model.pt`` (``--checkpoint pretrained-fetch``) is the same recipe trained on
+Gymnasium-Robotics FetchReach and FetchPush episodes (``docs/fetch.md`` lists the commands).
 """
 
 from __future__ import annotations
@@ -13,21 +16,24 @@ from pathlib import Path
 
 PRETRAINED = "pretrained"
 ASSET_NAME = "sim_world_model.pt"
+# Names accepted by --checkpoint -> (asset file, how to train it instead).
+SHIPPED = {
+    PRETRAINED: (ASSET_NAME, "train one with `vjepa2-ac demo --out runs/demo`"),
+    "pretrained-fetch": ("fetch_world_model.pt", "train one with the commands of docs/fetch.md"),
+}
 
 
-def pretrained_path() -> Path:
-    """Path of the shipped checkpoint; a clear error if this installation lacks it."""
+def pretrained_path(name: str = PRETRAINED) -> Path:
+    """Path of a shipped checkpoint; a clear error if this installation lacks it."""
     from importlib_resources import files
 
-    path = Path(str(files("vjepa2_ac.experiments") / "assets" / ASSET_NAME))
+    asset, how = SHIPPED[name]
+    path = Path(str(files("vjepa2_ac.experiments") / "assets" / asset))
     if not path.is_file():
-        raise FileNotFoundError(
-            f"the pretrained simulated world model is not installed ({path} is missing); "
-            "train one with `vjepa2-ac demo --out runs/demo` and pass runs/demo/world_model/world_model.pt"
-        )
+        raise FileNotFoundError(f"the shipped world model {name!r} is not installed ({path} is missing); {how}")
     return path
 
 
 def resolve_checkpoint(value: str | None) -> str | None:
-    """``pretrained`` -> the shipped file's path; anything else unchanged."""
-    return str(pretrained_path()) if value == PRETRAINED else value
+    """``pretrained`` / ``pretrained-fetch`` -> the shipped file's path; anything else unchanged."""
+    return str(pretrained_path(value)) if value in SHIPPED else value

@@ -157,3 +157,29 @@ def test_collect_pretrain_train_plan_on_fetch_reach(tmp_path):
     rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
     assert rec["task"] == "FetchReach-v4" and rec["steps"] == 2 and rec["control_steps"] == 4
     assert rec["success_threshold"] == pytest.approx(0.05)
+
+
+def test_shipped_fetch_model_is_label_free_and_recorded_at_25_hz():
+    import torch
+
+    from vjepa2_ac.experiments.pretrained import resolve_checkpoint
+
+    config = torch.load(resolve_checkpoint("pretrained-fetch"), weights_only=True)["config"]
+    meta = config["metadata"]
+    assert meta["training_signals"] == ["frames", "ee_state", "actions"]
+    assert config["alignment"] == "subsample" and meta["fps"] == 25.0
+    assert [p.split("/")[-1] for p in meta["train_config"]["data"]["paths"]] == [
+        "FetchReach-v4",
+        "FetchPush-v4",
+    ]
+
+
+@needs_fetch
+def test_shipped_fetch_model_reaches(tmp_path):
+    out = tmp_path / "reach"
+    _cli(
+        "plan", "--checkpoint", "pretrained-fetch", "--env", "FetchReach-v4", "--episodes", "1",
+        "--seed", "7", "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
+    assert rec["success"] and rec["final_distance"] < 0.03 < rec["initial_distance"], rec["distance_trace"]
