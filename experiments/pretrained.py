@@ -30,7 +30,9 @@ def pretrained_path(name: str = PRETRAINED) -> Path:
     asset, how = SHIPPED[name]
     path = Path(str(files("vjepa2_ac.experiments") / "assets" / asset))
     if not path.is_file():
-        raise FileNotFoundError(f"the shipped world model {name!r} is not installed ({path} is missing); {how}")
+        raise FileNotFoundError(
+            f"the shipped world model {name!r} is not installed ({path} is missing); {how}"
+        )
     return path
 
 
