@@ -3,8 +3,9 @@
 A single goal image pulls a greedy planner straight towards the final pose; in a push from the env's own
 start distribution that drives the gripper through the block. The paper plans such tasks through a
 sequence of sub-goal images, each pursued for a fixed number of steps. Here the env's scripted expert
-(no noise) is run from the episode's start in a copy of the simulation; the frames it passes through at
-evenly spaced times become the sub-goals, and the final goal image closes the sequence. The simulation
+(no noise) is run from the episode's start in a copy of the simulation until it has solved the task and
+stopped; the frames it passes through at evenly spaced times become the sub-goals, and the final goal
+image closes the sequence. The simulation
 is restored afterwards, so the episode itself is unchanged.
 """
 
@@ -51,12 +52,18 @@ def expert_subgoals(
     policy = make_policy(task, "expert", noise=0.0)
     policy.reset(0)
     images = []
+    settled = 0
     try:
         for _ in range(max_control_steps):
             obs, _, terminated, _, info = u.step(policy.act(obs, info))
             images.append(obs["image"])
-            if info.get("success") or terminated:
+            # Done once the task is solved and the expert has stopped (a pusher stops with the block on
+            # the goal, not as it enters the success radius).
+            still = float(np.abs(info["applied_action"][:3]).max()) < 2e-3
+            settled = settled + 1 if info.get("success") and still else 0
+            if settled >= 2 or terminated:
                 break
+        images = images[: len(images) - settled]  # drop the frames that only repeat the final one
     finally:
         restore(env, snap)
     length = len(images)
