@@ -60,7 +60,7 @@ TASK_DEFAULTS = {
     },
     "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
     # Gymnasium-Robotics Fetch: the env's own 50-step episodes (25 Hz). FetchPush starts the gripper
-    # away from the block, so it plans through 8 sub-goal images of the scripted expert, each pursued for
+    # away from the block, so it plans through 16 sub-goal images of the scripted expert, each pursued for
     # 3 times the expert's time (the planner moves at half the expert's top speed).
     "FetchReach-v4": {"control_steps": 50, "control_maxnorm": 0.025, "horizon": 1, "topk": 10},
     "FetchPush-v4": {
@@ -68,7 +68,7 @@ TASK_DEFAULTS = {
         "control_maxnorm": 0.025,
         "horizon": 1,
         "topk": 30,
-        "subgoals": 8,
+        "subgoals": 16,
         "subgoal_pace": 3.0,
     },
 }
@@ -144,7 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="goal images per episode: K > 1 plans through K-1 sub-goal images rendered from states the "
         "env's scripted expert passes through, then the goal image (the paper's multi-stage protocol); "
-        "task default (FetchPush-v4 8, else 1)",
+        "task default (FetchPush-v4 16, else 1)",
     )
     g.add_argument(
         "--subgoal-pace",
