@@ -218,13 +218,9 @@ class FetchAdapter(gym.Env):
         """Apply one 7-D delta action (see the module docstring for the mapping)."""
         if not self._ready:
             raise RuntimeError("step() called before reset()")
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (7,):
-            raise ValueError(
-                f"action: expected shape (7,) [dx, dy, dz, droll, dpitch, dyaw, dgripper], got {a.shape}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action: contains NaN or inf, refusing to step: {a.tolist()}")
+        from vjepa2_ac.envs.tasks import validate_action
+
+        a = validate_action(action)
         applied = np.clip(a, -self.bounds, self.bounds)
         applied[3:6] = 0.0
         before = self.ee_state()

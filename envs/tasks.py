@@ -346,13 +346,7 @@ class ArmEnv(gym.Env):
         """
         if self._episode is None:
             raise RuntimeError("step() called before reset()")
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (7,):
-            raise ValueError(
-                f"action: expected shape (7,) [dx, dy, dz, droll, dpitch, dyaw, dgripper], got {a.shape}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action: contains NaN or inf, refusing to step: {a.tolist()}")
+        a = validate_action(action)
         applied = np.clip(a, -self.bounds, self.bounds)
         action_clipped = bool(np.any(applied != a))
         state = self.ee_state()
@@ -547,6 +541,18 @@ class ArmEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+def validate_action(action: Any) -> np.ndarray:
+    """The 7-D delta action as float64, or a ValueError naming what is wrong with it."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (7,):
+        raise ValueError(
+            f"action: expected shape (7,) [dx, dy, dz, droll, dpitch, dyaw, dgripper], got {a.shape}"
+        )
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"action: contains NaN or inf, refusing to step: {a.tolist()}")
+    return a
 
 
 def _as_vector(name: str, value: Any, sizes: tuple[int, ...]) -> np.ndarray:

@@ -9,11 +9,10 @@ this file in that configuration too (``.ci/run``).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 import vjepa2_ac.envs  # noqa: F401  (registers the env ids, sets MUJOCO_GL)
 from vjepa2_ac.envs.fetch import MAX_DELTA, ORIENTATION, fetch_action, fetch_available
@@ -22,16 +21,7 @@ FETCH_OK, FETCH_WHY = fetch_available()
 needs_fetch = pytest.mark.skipif(not FETCH_OK, reason=f"Fetch tests need the fetch extra: {FETCH_WHY}")
 
 
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vjepa2_ac.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check:
-        assert proc.returncode == 0, f"{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    return proc
+_cli = run_cli
 
 
 def test_fetch_action_scales_clips_and_flips_the_gripper():

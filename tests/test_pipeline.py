@@ -8,21 +8,11 @@ written by `collect` is read through the DROID loader, the encoder of `pretrain`
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import torch
+from cli_helpers import run_cli
 
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vjepa2_ac.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    return proc
+_cli = run_cli
 
 
 def test_collect_pretrain_train_plan(tmp_path):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 
 from vjepa2_ac.experiments.results import EPISODE_FIELDS, wilson_interval
 from vjepa2_ac.world_model import WorldModel
@@ -43,16 +42,7 @@ def _inproc(*args: str) -> None:
         raise SystemExit(f"exit {code}: {err.getvalue().strip()}")
 
 
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vjepa2_ac.experiments.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {args}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+_cli = run_cli
 
 
 def plan_args(**kw) -> argparse.Namespace:
