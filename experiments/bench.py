@@ -17,6 +17,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "envs": ("vjepa2_ac.envs.bench", "MuJoCo physics steps/s and rendered frames/s"),
     "model": ("vjepa2_ac.model_bench", "world-model rollout: KV-cached/bf16 vs naive official, RoPE tables"),
     "train": ("vjepa2_ac.training.bench", "training throughput (clips/s) and matmul-throughput fraction"),
+    "plan": (
+        "vjepa2_ac.experiments.bench_plan",
+        "the plan command: ms per MPC step, cached vs recompute rollout",
+    ),
 }
 
 

@@ -482,3 +482,14 @@ def test_plan_recompute_rollout_gives_the_cached_plans(tiny_checkpoint, tmp_path
     for a, b in zip(runs["cached"], runs["recompute"]):
         np.testing.assert_allclose(a["actions"], b["actions"], atol=1e-6)
         np.testing.assert_allclose(a["energy_trace"], b["energy_trace"], rtol=1e-4)
+
+
+def test_bench_plan_prints_cached_and_recompute_times(tiny_checkpoint, tmp_path):
+    rows_path = tmp_path / "rows.json"
+    proc = _cli(
+        "bench", "plan", "--checkpoint", tiny_checkpoint, "--tasks", "reach", "--episodes", "1",
+        "--max-steps", "2", "--json", str(rows_path),
+    )  # fmt: skip
+    assert "| reach | 1 | 100 x 3 | 1 |" in proc.stdout and "fp32 matmul peak" in proc.stdout
+    (row,) = json.loads(rows_path.read_text())
+    assert row["same_actions"] and row["cached_ms_per_step"] > 0 and row["recompute_ms_per_step"] > 0
