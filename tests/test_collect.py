@@ -68,7 +68,7 @@ def test_collect_rejects_bad_names(tmp_path, capsys):
     from vjepa2_ac.experiments.cli import main
 
     code = main(["collect", "--task", "stack", "--episodes", "1", "--out", str(tmp_path)])
-    assert code == 2 and "valid tasks: reach, push" in capsys.readouterr().err
+    assert code == 2 and "valid: reach, push, FetchReach-v4, FetchPush-v4" in capsys.readouterr().err
     for kwargs, msg in (({"cameras": ("side",)}, "valid cameras"), ({"policy": "rl"}, "valid policies")):
         try:
             CollectConfig(task="reach", **kwargs)
