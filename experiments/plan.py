@@ -86,7 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--task", help="task: reach, push, or droid (offline, see --droid)")
-    which.add_argument("--env", dest="task", help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4")
+    which.add_argument(
+        "--env",
+        dest="task",
+        metavar="ENV_ID",
+        help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4",
+    )
     parser.add_argument("--droid", default=None, help="--task droid: .npz clips (observations, states)")
     parser.add_argument("--resize", action="store_true", help="--task droid: resize frames to the model size")
     parser.add_argument("--episodes", type=int, default=100, help="number of seeded episodes")
