@@ -344,6 +344,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--env",
         dest="task",
+        metavar="ENV_ID",
         help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4 (the fetch extra)",
     )
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes (indices 0..N-1)")
