@@ -339,14 +339,9 @@ def _write_json(path: Path, obj) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", help="reach or push (the package's own MuJoCo tasks)")
-    which.add_argument(
-        "--env",
-        dest="task",
-        metavar="ENV_ID",
-        help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4 (the fetch extra)",
-    )
+    from vjepa2_ac.envs.starts import add_task_arguments
+
+    add_task_arguments(parser, "reach or push (the package's own MuJoCo tasks)")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes (indices 0..N-1)")
     parser.add_argument("--out", required=True, help="output directory (raw DROID layout or LeRobot dataset)")
     parser.add_argument("--policy", default="mixed", help="random, expert or mixed (default: mixed)")

@@ -37,6 +37,19 @@ def check_task(task: str) -> str:
     return task
 
 
+def add_task_arguments(parser, task_help: str) -> None:
+    """``--task`` (the package's own tasks) or ``--env`` (a Gymnasium-Robotics id), one required; both
+    land in ``args.task``."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help=task_help)
+    which.add_argument(
+        "--env",
+        dest="task",
+        metavar="ENV_ID",
+        help=f"a Gymnasium-Robotics task: {' or '.join(FETCH_ENVS)} (the fetch extra)",
+    )
+
+
 def task_kind(task: str) -> str:
     """``reach`` or ``push``: which expert, defaults and metrics a task uses."""
     return FETCH_ENVS.get(check_task(task), task)

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vjepa2_ac.envs.starts import ALL_TASKS, PUSH_STARTS, make_env, reset_episode, task_kind
+from vjepa2_ac.envs.starts import (
+    ALL_TASKS,
+    PUSH_STARTS,
+    add_task_arguments,
+    make_env,
+    reset_episode,
+    task_kind,
+)
 from vjepa2_ac.experiments.results import atomic_write_json, episode_path, write_summary
 from vjepa2_ac.planners.cem import CEMConfig
 from vjepa2_ac.planners.lockstep import (
@@ -84,14 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", help="a world model checkpoint (train, demo or official), or `pretrained`"
     )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", help="task: reach, push, or droid (offline, see --droid)")
-    which.add_argument(
-        "--env",
-        dest="task",
-        metavar="ENV_ID",
-        help="a Gymnasium-Robotics task: FetchReach-v4 or FetchPush-v4",
-    )
+    add_task_arguments(parser, "task: reach, push, or droid (offline, see --droid)")
     parser.add_argument("--droid", default=None, help="--task droid: .npz clips (observations, states)")
     parser.add_argument("--resize", action="store_true", help="--task droid: resize frames to the model size")
     parser.add_argument("--episodes", type=int, default=100, help="number of seeded episodes")
