@@ -21,6 +21,8 @@ if _GL in ("egl", "osmesa"):
 
 from gymnasium.envs.registration import register, registry  # noqa: E402
 
+from vjepa2_ac.envs.fetch import EPISODE_STEPS as FETCH_EPISODE_STEPS  # noqa: E402
+from vjepa2_ac.envs.fetch import FETCH_ENVS  # noqa: E402
 from vjepa2_ac.envs.tasks import (  # noqa: E402
     ENV_IDS,
     MAX_EPISODE_STEPS,
@@ -33,14 +35,14 @@ from vjepa2_ac.envs.tasks import (  # noqa: E402
 )
 
 # Gymnasium-Robotics Fetch tasks behind the same interface (need the `fetch` extra at make time).
-FETCH_ENV_IDS = {"FetchReach-v4": "vjepa2_ac/FetchReach-v4", "FetchPush-v4": "vjepa2_ac/FetchPush-v4"}
+FETCH_ENV_IDS = {fetch_id: f"vjepa2_ac/{fetch_id}" for fetch_id in FETCH_ENVS}
 for _fetch_id, _env_id in FETCH_ENV_IDS.items():
     if _env_id not in registry:
         register(
             id=_env_id,
             entry_point="vjepa2_ac.envs.fetch:FetchAdapter",
             kwargs={"env_id": _fetch_id},
-            max_episode_steps=50,
+            max_episode_steps=FETCH_EPISODE_STEPS,
         )
 
 for _task, _env_id in ENV_IDS.items():

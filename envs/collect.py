@@ -63,17 +63,12 @@ class CollectConfig:
         from vjepa2_ac.envs.fetch import CAMERA_NAME, FETCH_ENVS
         from vjepa2_ac.envs.policies import POLICY_NAMES
         from vjepa2_ac.envs.scene import CAMERA_NAMES
-        from vjepa2_ac.envs.starts import ALL_TASKS
+        from vjepa2_ac.envs.starts import ALL_TASKS, require_available
 
         if self.task not in ALL_TASKS:
             raise ValueError(f"--task/--env: unknown task {self.task!r}; valid: {', '.join(ALL_TASKS)}")
+        require_available(self.task)
         cameras = (CAMERA_NAME,) if self.task in FETCH_ENVS else CAMERA_NAMES
-        if self.task in FETCH_ENVS:
-            from vjepa2_ac.envs.fetch import fetch_available
-
-            ok, why = fetch_available()
-            if not ok:
-                raise ValueError(f"--env {self.task}: {why}")
         if self.policy not in POLICY_NAMES:
             raise ValueError(
                 f"--policy: unknown policy {self.policy!r}; valid policies: {', '.join(POLICY_NAMES)}"

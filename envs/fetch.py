@@ -157,6 +157,7 @@ class FetchAdapter(gym.Env):
         self._ready = False
         self._goal_image: np.ndarray | None = None
         self._goal_state: np.ndarray | None = None
+        self._goal_solved = False
 
     # ---- state ------------------------------------------------------------------------------------------
     @property
@@ -175,12 +176,13 @@ class FetchAdapter(gym.Env):
             return None
         return self.inner._utils.get_joint_qpos(self.model, self.data, "object0:joint").copy()
 
-    def _distance(self) -> float:
-        achieved = self.inner._get_obs()["achieved_goal"]
-        return float(np.linalg.norm(achieved - self.inner.goal))
+    def _achieved(self) -> np.ndarray:
+        """The env's achieved goal now (the gripper or the block position)."""
+        return self.inner._get_obs()["achieved_goal"]
 
-    def _info(self, is_success: float | None = None) -> dict[str, Any]:
-        distance = self._distance()
+    def _info(self, achieved: np.ndarray, is_success: float | None = None) -> dict[str, Any]:
+        """``info`` given the achieved goal of the env's last observation."""
+        distance = float(np.linalg.norm(achieved - self.inner.goal))
         if is_success is None:
             is_success = float(distance < self.success_threshold)
         state = self.ee_state()
@@ -206,13 +208,14 @@ class FetchAdapter(gym.Env):
         if options:
             raise ValueError(f"reset options: {self.env_id} takes none, got {sorted(options)}")
         try:
-            self.inner.reset(seed=seed)
+            inner_obs, _ = self.inner.reset(seed=seed)
         except AssertionError as e:  # gymnasium-robotics 1.4.2 under MuJoCo 4
             raise RuntimeError(f"{self.env_id}: reset failed ({e!r}); {INSTALL_HINT}") from e
         self._ready = True
         self._goal_image, self._goal_state = None, None
+        self.inner._render_callback()  # the goal marker: placed once per episode
         self._solve_goal()
-        return self._obs(), self._info()
+        return self._obs(), self._info(inner_obs["achieved_goal"])
 
     def step(self, action):
         """Apply one 7-D delta action (see the module docstring for the mapping)."""
@@ -224,8 +227,8 @@ class FetchAdapter(gym.Env):
         applied = np.clip(a, -self.bounds, self.bounds)
         applied[3:6] = 0.0
         before = self.ee_state()
-        _, _, _, _, inner_info = self.inner.step(fetch_action(applied))
-        info = self._info(float(inner_info["is_success"]))
+        inner_obs, _, _, _, inner_info = self.inner.step(fetch_action(applied))
+        info = self._info(inner_obs["achieved_goal"], float(inner_info["is_success"]))
         commanded = before + applied
         commanded[3:6] = ORIENTATION
         info.update(
@@ -254,7 +257,6 @@ class FetchAdapter(gym.Env):
             return np.zeros((size, size, 3), np.uint8)
         if self._renderer is None:
             self._renderer = self._mj.Renderer(self.model, height=size, width=size)
-        self.inner._render_callback()  # moves the goal marker to the episode's goal
         self._renderer.update_scene(self.data, camera=self._camera)
         return self._renderer.render().copy()
 
@@ -326,23 +328,14 @@ class FetchAdapter(gym.Env):
     def _solve_goal(self) -> None:
         """Run the noise-free expert in a copy of the episode until it has settled on the goal; keep the
         frame and state where it stopped; restore the episode."""
-        from vjepa2_ac.envs.policies import make_policy
+        from vjepa2_ac.envs.policies import run_expert
 
         snap = self.get_sim_state()
-        policy = make_policy(self.env_id, "expert", noise=0.0)
-        policy.reset(0)
         keep = self.config.render_images
         self.config.render_images = False
         try:
             obs = {"state": self.ee_state().astype(np.float32)}
-            info = self._info()
-            settled = 0
-            for _ in range(4 * EPISODE_STEPS):
-                obs, _, _, _, info = self.step(policy.act(obs, info))
-                moved = float(np.abs(info["applied_action"][:3]).max())
-                settled = settled + 1 if info["success"] and moved < 2e-3 else 0
-                if settled >= 2:
-                    break
+            _, info = run_expert(self, self.env_id, obs, self._info(self._achieved()), 4 * EPISODE_STEPS)
             self.config.render_images = keep
             state = self.ee_state()
             image = self._render()

@@ -298,7 +298,29 @@ def make_policy(task: str, name: str, noise: float | None = None, seed: int | No
     return MixedPolicy(expert, random, seed=seed)
 
 
+def run_expert(env, task: str, obs: dict, info: dict, max_control_steps: int) -> tuple[list[dict], dict]:
+    """Step the bare ``env`` with ``task``'s noise-free scripted expert from ``(obs, info)`` until it has
+    solved the task and stopped (two successful steps without motion: a pusher stops with the block on the
+    goal, not as it enters the success radius), the episode ends, or ``max_control_steps`` pass.
+
+    Returns the observations up to where it stopped (the still repeats dropped) and the last ``info``;
+    the env is left where the expert stopped (callers snapshot and restore it)."""
+    policy = make_policy(task, "expert", noise=0.0)
+    policy.reset(0)
+    seen: list[dict] = []
+    settled = 0
+    for _ in range(max_control_steps):
+        obs, _, terminated, _, info = env.step(policy.act(obs, info))
+        seen.append(obs)
+        still = float(np.abs(info["applied_action"][:3]).max()) < 2e-3
+        settled = settled + 1 if info.get("success") and still else 0
+        if settled >= 2 or terminated:
+            break
+    return seen[: len(seen) - settled], info
+
+
 __all__ = [
+    "run_expert",
     "Policy",
     "RandomPolicy",
     "ReachExpert",

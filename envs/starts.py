@@ -50,6 +50,17 @@ def add_task_arguments(parser, task_help: str) -> None:
     )
 
 
+def require_available(task: str) -> None:
+    """A ValueError naming ``--env`` and the install command when ``task`` is a Fetch env that cannot run
+    here."""
+    if check_task(task) in FETCH_ENVS:
+        from vjepa2_ac.envs.fetch import fetch_available
+
+        ok, why = fetch_available()
+        if not ok:
+            raise ValueError(f"--env {task}: {why}")
+
+
 def task_kind(task: str) -> str:
     """``reach`` or ``push``: which expert, defaults and metrics a task uses."""
     return FETCH_ENVS.get(check_task(task), task)

@@ -37,7 +37,7 @@ def expert_subgoals(
     it and the previous one (``pace > 1`` for a planner that moves slower than the expert); a pace above
     1 is lowered (not below 1) so that the sub-goals take at most :data:`SUBGOAL_SHARE` of the episode and
     the goal image keeps the rest."""
-    from vjepa2_ac.envs.policies import make_policy
+    from vjepa2_ac.envs.policies import run_expert
     from vjepa2_ac.planners.lockstep import restore, snapshot
 
     if count < 1:
@@ -47,25 +47,12 @@ def expert_subgoals(
     goal = env.unwrapped.goal_image()
     if count == 1:
         return [(goal, None)]
-    u = env.unwrapped
     snap = snapshot(env)
-    policy = make_policy(task, "expert", noise=0.0)
-    policy.reset(0)
-    images = []
-    settled = 0
     try:
-        for _ in range(max_control_steps):
-            obs, _, terminated, _, info = u.step(policy.act(obs, info))
-            images.append(obs["image"])
-            # Done once the task is solved and the expert has stopped (a pusher stops with the block on
-            # the goal, not as it enters the success radius).
-            still = float(np.abs(info["applied_action"][:3]).max()) < 2e-3
-            settled = settled + 1 if info.get("success") and still else 0
-            if settled >= 2 or terminated:
-                break
-        images = images[: len(images) - settled]  # drop the frames that only repeat the final one
+        seen, _ = run_expert(env.unwrapped, task, obs, info, max_control_steps)
     finally:
         restore(env, snap)
+    images = [o["image"] for o in seen]
     length = len(images)
     if length == 0:
         return [(goal, None)]

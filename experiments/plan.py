@@ -36,6 +36,7 @@ from vjepa2_ac.envs.starts import (
     PUSH_STARTS,
     add_task_arguments,
     make_env,
+    require_available,
     reset_episode,
     task_kind,
 )
@@ -203,12 +204,10 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--checkpoint: {e}") from None
     if args.task not in ALL_TASKS:
         raise PlanError(f"--task/--env: unknown task {args.task!r}; valid: {', '.join(ALL_TASKS)}, droid")
-    if task_kind(args.task) != args.task:  # a Gymnasium-Robotics task
-        from vjepa2_ac.envs.fetch import fetch_available
-
-        ok, why = fetch_available()
-        if not ok:
-            raise PlanError(f"--env {args.task}: {why}")
+    try:
+        require_available(args.task)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
     if args.planner not in PLANNERS:
         raise PlanError(f"--planner: unknown planner {args.planner!r}; valid: {', '.join(PLANNERS)}")
     if args.baseline is not None and args.baseline not in BASELINES:
@@ -247,7 +246,7 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.maxnorm is not None and not 0 < args.maxnorm <= 0.2:
         raise PlanError(f"--maxnorm must be in (0, 0.2] metres, got {args.maxnorm}")
     if args.topk is None:
-        args.topk = TASK_DEFAULTS.get(args.task, {}).get("topk", DEFAULT_TOPK)
+        args.topk = defaults.get("topk", DEFAULT_TOPK)
     if not 2 <= args.topk <= args.samples:
         raise PlanError(f"--topk must be in [2, --samples={args.samples}], got {args.topk}")
     if args.stop_energy is not None and args.stop_distance not in (None, 0):
