@@ -11,6 +11,8 @@ Public API (see ``docs/data.md``):
   :func:`raw_to_lerobot`.
 * :class:`ShardedClipStream` — clips with episodes sharded across ranks and DataLoader workers.
 * :func:`check_dataset` — validate a raw, RLDS or LeRobot directory (``vjepa2-ac data check``).
+* :func:`read_sim_array`, :class:`SimLabelClips` — the simulator record ``sim.npz`` that ``vjepa2-ac
+  collect`` writes beside an episode (evaluation and named ablations only; DROID has no such file).
 * :class:`DataError` — raised for bad episodes; names the episode and the problem.
 
 Heavy optional modules (``tensorflow_datasets``) are imported only when RLDS is used.
@@ -45,6 +47,10 @@ __all__ = [
     "list_lerobot_episodes",
     "raw_to_lerobot",
     "ShardedClipStream",
+    "SIM_FILE",
+    "SimLabelClips",
+    "read_sim_array",
+    "sim_signal",
 ]
 
 # Everything is imported on first use: `vjepa2-ac data check` and the writer then never import torch
@@ -53,6 +59,10 @@ _LAZY = {
     "ALIGNMENTS": "alignment",
     "align_to_tokens": "alignment",
     "num_token_steps": "alignment",
+    "SIM_FILE": "sim_labels",
+    "SimLabelClips": "sim_labels",
+    "read_sim_array": "sim_labels",
+    "sim_signal": "sim_labels",
     "ClipConfig": "dataset",
     "DroidClipDataset": "dataset",
     "RawDroidDataset": "dataset",

@@ -28,14 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa2_ac.datasets.sim_labels import SIM_FILE  # noqa: F401  (written beside every episode)
+
 # Camera -> DROID metadata role. Cameras without a role are still written (as extra exterior cameras).
 CAMERA_ROLES = {"exterior_1": "left", "exterior_2": "right", "wrist": "wrist"}
-SIM_FILE = "sim.npz"
-"""Per-episode simulator ground truth: ``states [T,7]`` (float32, as observed), ``commanded [T-1,7]``
-and ``applied_actions [T-1,7]`` (after per-step clipping), ``distance [T]``, ``success [T]``,
-``goal_state [7]``, ``goal_pos``, ``goal_image_<camera> [H,W,3]`` uint8, and for push ``block_pos [T,3]``
-and ``block_quat [T,4]``."""
-
 TASK_DESCRIPTIONS = {
     "reach": "move the gripper to the goal position",
     "push": "push the green block to the goal position",

@@ -86,7 +86,7 @@ class PushSteps:
 def load_push_steps(model, path: Path, camera: str = "left_mp4_path") -> PushSteps:
     """Reads one collected push episode directory through the DROID loader and encodes its token steps."""
     from vjepa2_ac.datasets import DataError, RawEpisode, align_to_tokens
-    from vjepa2_ac.envs.collect import SIM_FILE
+    from vjepa2_ac.datasets.sim_labels import SIM_FILE, read_sim_array
 
     episode = RawEpisode(path, camera=camera)
     data = episode.load()
@@ -98,20 +98,12 @@ def load_push_steps(model, path: Path, camera: str = "left_mp4_path") -> PushSte
     steps = data.num_steps // k  # whole tubelets
     if steps < 2:
         raise DataError(path, f"{data.num_steps} frames make {steps} token step(s) of {k}; need 2 or more")
-    sim_path = Path(path) / SIM_FILE
-    if not sim_path.is_file():
-        raise DataError(path, f"missing {SIM_FILE} (simulator ground truth written by `vjepa2-ac collect`)")
-    with np.load(sim_path) as sim:
-        if "block_pos" not in sim.files:
-            raise DataError(path, f"{SIM_FILE} has no block_pos: a push episode is needed")
-        block_pos = np.asarray(sim["block_pos"], np.float64)
+    block_pos = read_sim_array(path, "block_pos")  # [T, 3]: a push episode is needed
     first = np.arange(steps) * k  # first frame of every tubelet
-    if block_pos.ndim != 2 or block_pos.shape[1] != 3 or len(block_pos) <= first[-1]:
+    if block_pos.shape[1] != 3 or len(block_pos) <= first[-1]:
         raise DataError(
             path, f"{SIM_FILE} block_pos: expected [T >= {first[-1] + 1}, 3], got {block_pos.shape}"
         )
-    if not np.isfinite(block_pos[first]).all():
-        raise DataError(path, f"{SIM_FILE} block_pos has NaN/inf values")
     frames = episode.read_frames(range(steps * k))  # uint8 [S*k, H, W, 3]
     z = model.encode_frames(torch.from_numpy(frames)[None])[0]  # [S, N, D]
     # States up to the last tubelet's first frame: S-1 actions between consecutive tubelets.

@@ -120,7 +120,7 @@ def test_unusable_episodes_are_named(setup, tmp_path):
     sim = dict(np.load(reach / "sim.npz"))
     del sim["block_pos"]
     np.savez(reach / "sim.npz", **sim)
-    with pytest.raises(DataError, match=r"episode_reach: sim.npz has no block_pos: a push episode is needed"):
+    with pytest.raises(DataError, match=r"episode_reach: sim.npz has no 'block_pos'"):
         load_push_steps(model, reach)
     (reach / "sim.npz").unlink()
     with pytest.raises(DataError, match="missing sim.npz"):

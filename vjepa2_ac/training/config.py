@@ -410,6 +410,10 @@ class PretrainConfig:
     aux_probe_weight: float = 0.0
     manifold_weight: float = 0.0
     aux_probe_dims: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # Ablation only (not label-free): per-frame arrays of each episode's simulator record ``sim.npz``
+    # (e.g. [block_pos]) that the state-geometry terms decode and map beside the state; the checkpoint's
+    # training_signals then name them (sim_block_position). Raw-layout data written by `collect` only.
+    sim_labels: list[str] = field(default_factory=list)
     run: RunConfig = field(default_factory=RunConfig)
     init: InitConfig = field(default_factory=InitConfig)
 
@@ -439,6 +443,21 @@ class PretrainConfig:
             if not 0 <= d < 7:
                 _fail("aux_probe_dims", f"state dims are 0..6, got {d}")
         _positive(self, "", ["loss_exp"])
+        if self.sim_labels:
+            if self.aux_probe_weight == 0 and self.manifold_weight == 0:
+                _fail(
+                    "sim_labels",
+                    "are read by the state-geometry terms: set aux_probe_weight or manifold_weight",
+                )
+            if self.data.format != "raw":
+                _fail(
+                    "sim_labels",
+                    f"need raw-layout episodes with sim.npz, data.format is {self.data.format!r}",
+                )
+            if len(set(self.sim_labels)) != len(self.sim_labels) or not all(
+                isinstance(n, str) and n for n in self.sim_labels
+            ):
+                _fail("sim_labels", f"expected distinct sim.npz array names, got {self.sim_labels}")
 
 
 @dataclass

@@ -109,23 +109,54 @@ class StateGeometryLoss(nn.Module):
       linearly with the state and the planning energy (mean L1 between embeddings) grows with the distance
       between end-effector poses instead of saturating once the arm has moved by a patch.
 
+    ``labels`` > 0 (an ablation, not label-free): ``forward`` also takes ``labels[B, S, labels]``, simulator
+    quantities of each step (e.g. the block position), which a second per-token head decodes and the
+    manifold map takes beside the state. Rows with NaN (an episode without that quantity) are left out of
+    the label probe and enter the map as the labels' mean.
+
     Returns ``(loss, probe_loss, manifold_loss)``.
     """
 
     def __init__(
-        self, probe: StateProbe, tokens: int, probe_weight: float = 1.0, manifold_weight: float = 0.0
+        self,
+        probe: StateProbe,
+        tokens: int,
+        probe_weight: float = 1.0,
+        manifold_weight: float = 0.0,
+        labels: int = 0,
     ) -> None:
         super().__init__()
         self.probe, self.tokens = probe, tokens
         self.probe_weight, self.manifold_weight = probe_weight, manifold_weight
         d = probe.head.in_features
-        self.decoder = nn.Linear(len(probe.dims), tokens * d) if manifold_weight > 0 else None
+        self.label_head = nn.Linear(d, labels) if labels > 0 else None
+        if labels > 0:
+            self.register_buffer("label_mean", torch.zeros(labels))
+            self.register_buffer("label_std", torch.ones(labels))
+        width = len(probe.dims) + labels
+        self.decoder = nn.Linear(width, tokens * d) if manifold_weight > 0 else None
 
-    def forward(self, z: torch.Tensor, states: torch.Tensor):
+    @torch.no_grad()
+    def set_label_normaliser(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Standardisation of the labels (from the training data, as the state probe's)."""
+        self.label_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.label_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-3))
+
+    def forward(self, z: torch.Tensor, states: torch.Tensor, labels: torch.Tensor | None = None):
         b, s, n, d = z.shape
         target = self.probe.targets(states)  # [B, S, P]
         zero = torch.zeros((), device=z.device)
         probe_loss = F.mse_loss(self.probe(z.float()), target[:, :, None].expand(-1, -1, n, -1))
+        if self.label_head is not None:
+            if labels is None:
+                raise ValueError("this geometry loss decodes simulator labels: pass labels[B, S, K]")
+            lab = (labels.float() - self.label_mean) / self.label_std  # [B, S, K]
+            seen = torch.isfinite(lab).all(-1)  # [B, S]
+            lab = torch.where(seen[..., None], lab, torch.zeros_like(lab))
+            if bool(seen.any()):
+                err = (self.label_head(z.float()) - lab[:, :, None]).pow(2).mean((-2, -1))  # [B, S]
+                probe_loss = probe_loss + err[seen].mean()
+            target = torch.cat([target, lab], -1)
         manifold = zero
         if self.decoder is not None:
             recon = layer_norm(self.decoder(target).view(b, s, n, d))  # [B, S, N, D]
@@ -138,9 +169,10 @@ class PretrainObjective(nn.Module):
     """Stage-1 loss: masked latent prediction (``jepa_weight``) + optional :class:`StateGeometryLoss`.
 
     ``forward(video[B, C, T, H, W], target[B, N, D] | None (layer-normed target-encoder tokens), masks,
-    grid, states[B, S, 7] | None) -> (loss, jepa_loss, probe_loss, manifold_loss)`` with ``masks`` a list
-    of ``(context_idx[B, Kc], target_idx[B, Kt])`` per mask family. The geometry terms see each tubelet
-    encoded on its own by the context encoder (``alignment="subsample"``), the embeddings a planner uses.
+    grid, states[B, S, 7] | None, labels[B, S, K] | None) -> (loss, jepa_loss, probe_loss, manifold_loss)``
+    with ``masks`` a list of ``(context_idx[B, Kc], target_idx[B, Kt])`` per mask family. The geometry
+    terms see each tubelet encoded on its own by the context encoder (``alignment="subsample"``), the
+    embeddings a planner uses.
     """
 
     def __init__(
@@ -157,7 +189,7 @@ class PretrainObjective(nn.Module):
         if jepa_weight == 0:
             predictor.requires_grad_(False)  # unused: no gradient, no DDP bucket
 
-    def forward(self, video, target, masks, grid, states=None):
+    def forward(self, video, target, masks, grid, states=None, labels=None):
         zero = torch.zeros((), device=video.device)
         jepa, probe, manifold, geo = zero, zero, zero, zero
         if self.jepa_weight > 0:
@@ -169,7 +201,7 @@ class PretrainObjective(nn.Module):
             jepa = jepa / len(masks)
         if self.geometry is not None:
             z = encode_video(self.encoder, video, alignment="subsample")  # [B, S, N, D], normed
-            geo, probe, manifold = self.geometry(z, states)
+            geo, probe, manifold = self.geometry(z, states, labels)
         return self.jepa_weight * jepa + geo, jepa.detach(), probe, manifold
 
 

@@ -6,6 +6,7 @@ on the full clip; L1 loss averaged over the mask families; AdamW with warmup-cos
 the paper recipe, label-free because DROID records the state) the state-geometry terms of
 :class:`~vjepa2_ac.training.objectives.StateGeometryLoss` shape each tubelet's embedding with the robot
 state of its step (``aux_probe_weight``, ``manifold_weight``); ``jepa_weight: 0`` trains with them alone.
+``sim_labels`` (an ablation, not label-free) adds simulator arrays of each episode's ``sim.npz`` to them.
 
 Outputs in ``--out``: ``config.yaml``, ``checkpoint.pt`` (full training state for ``--resume``),
 ``metrics.csv`` (loss, ``emb_std`` = collapse watch), ``tensorboard/`` and ``encoder.pt``
@@ -79,8 +80,12 @@ def build_models(cfg: PretrainConfig) -> tuple[nn.Module, nn.Module, MaskTokenPr
 
 
 def encoder_signals(cfg: PretrainConfig) -> list[str]:
-    """The recorded quantities stage 1 trains on: frames, and the robot state for the geometry terms."""
-    return ["frames"] + (["ee_state"] if cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0 else [])
+    """The quantities stage 1 trains on: frames, the robot state for the geometry terms, and the
+    simulator labels of an ablation (``sim_labels``, named ``sim_*``)."""
+    from vjepa2_ac.datasets.sim_labels import sim_signal
+
+    geometry = cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0
+    return ["frames"] + (["ee_state"] if geometry else []) + [sim_signal(n) for n in cfg.sim_labels]
 
 
 def state_normaliser(dataset, dims: list[int], seed: int, n: int = 256) -> dict[str, torch.Tensor]:
@@ -91,6 +96,20 @@ def state_normaliser(dataset, dims: list[int], seed: int, n: int = 256) -> dict[
     k = min(n, len(dataset))
     states = torch.cat([torch.as_tensor(items[(i, _mix(seed, i, 4))]["states"])[:, dims] for i in range(k)])
     return {"mean": states.mean(0).float(), "std": states.std(0).clamp_min(1e-3).float()}
+
+
+def label_normaliser(dataset, seed: int, n: int = 256) -> dict[str, torch.Tensor]:
+    """Mean/std of the simulator labels over up to ``n`` seeded clips spread evenly over the dataset,
+    ignoring the NaN rows of episodes without them (an error when none of those clips has them)."""
+    from vjepa2_ac.training.data import SeededItems, _mix
+
+    items = SeededItems(dataset)
+    index = sorted({int(i) for i in torch.linspace(0, len(dataset) - 1, min(n, len(dataset)))})
+    rows = torch.cat([items[(i, _mix(seed, i, 4))]["sim_labels"] for i in index])
+    rows = rows[torch.isfinite(rows).all(-1)].double()
+    if len(rows) < 2:
+        raise ValueError(f"sim_labels {dataset.names}: fewer than 2 labelled steps in {len(index)} clips")
+    return {"mean": rows.mean(0).float(), "std": rows.std(0).float()}
 
 
 def pretrain(
@@ -113,7 +132,14 @@ def pretrain(
         enc = cfg.model.encoder
         aux = cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0
         jepa_on = cfg.jepa_weight > 0
-        geometry = None
+        geometry, dataset = None, None
+        if cfg.sim_labels:  # an ablation: the simulator record beside each episode
+            from vjepa2_ac.datasets.sim_labels import SimLabelClips
+
+            base = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
+            dataset = SimLabelClips(base, cfg.sim_labels)
+            have = ", ".join(f"{k} in {v}" for k, v in dataset.available.items())
+            print(f"sim_labels (ablation, not label-free): {have} of {len(base.episodes)} episodes")
         if aux:
             from vjepa2_ac.state_probe import StateProbe
 
@@ -122,6 +148,7 @@ def pretrain(
                 tokens=enc.grid**2,
                 probe_weight=cfg.aux_probe_weight,
                 manifold_weight=cfg.manifold_weight,
+                labels=dataset.width if dataset is not None else 0,
             )
         objective = PretrainObjective(
             encoder, predictor, geometry, jepa_weight=cfg.jepa_weight, loss_exp=cfg.loss_exp
@@ -129,7 +156,8 @@ def pretrain(
         target.to(info.device).eval()
         model = runtime.wrap_ddp(objective, info)
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
-        dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
+        if dataset is None:
+            dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
         claim_run_dir(
             run_dir,
             cfg,
@@ -146,6 +174,9 @@ def pretrain(
         if aux:
             norm = state_normaliser(dataset, cfg.aux_probe_dims, cfg.run.seed)
             geometry.probe.set_normaliser(norm["mean"], norm["std"])
+            if cfg.sim_labels:
+                lab = label_normaliser(dataset, cfg.run.seed)
+                geometry.set_label_normaliser(lab["mean"], lab["std"])
         dev, bf16 = info.device, cfg.run.bf16
         grid = (cfg.data.frames_per_clip // enc.tubelet_size, enc.grid, enc.grid)
         total = cfg.optim.total_steps
@@ -159,9 +190,10 @@ def pretrain(
                     h = layer_norm(target(video).float())  # [B, N, D] targets
                 masks = sample_masks(b, grid, cfg.masks, cfg.run.seed * 7919 + info.rank, step, dev)
             states = batch["states"].float().to(dev)  # [B, S, 7], one state per tubelet step
+            labels = batch["sim_labels"].to(dev) if cfg.sim_labels else None  # [B, S, K] (ablation)
             objective.train()
             with runtime.autocast(dev, bf16):
-                loss, jepa, aux_loss, manifold = model(video, h, masks, grid, states)
+                loss, jepa, aux_loss, manifold = model(video, h, masks, grid, states, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # Always measured (an infinite max norm clips nothing): a non-finite gradient stops the run.
