@@ -59,11 +59,13 @@ def expert_subgoals(
     if pace > 1:
         pace = max(1.0, min(pace, SUBGOAL_SHARE * max_control_steps / length))
     marks = [round(m * length / count) for m in range(1, count)]
-    out, prev = [], 0
+    # Switch times are rounded on the cumulative schedule, not per sub-goal: rounding every short
+    # segment up would stretch many sub-goals past the episode and the goal image would never come.
+    out, prev, prev_end = [], 0, 0
     for m in marks:
         m = max(m, prev + 1)
-        steps = max(1, math.ceil(pace * (m - prev) / frames_per_step))
-        out.append((images[min(m, length) - 1], steps))
-        prev = m
+        end = max(prev_end + 1, math.ceil(pace * m / frames_per_step - 0.5))  # token step it ends at
+        out.append((images[min(m, length) - 1], end - prev_end))
+        prev, prev_end = m, end
     out.append((goal, None))
     return out
