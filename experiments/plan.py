@@ -40,6 +40,7 @@ from vjepa2_ac.envs.starts import (
     reset_episode,
     task_kind,
 )
+from vjepa2_ac.envs.subgoals import SUBGOAL_ROUNDINGS
 from vjepa2_ac.experiments.results import atomic_write_json, episode_path, write_summary
 from vjepa2_ac.planners.cem import CEMConfig
 from vjepa2_ac.planners.lockstep import (
@@ -166,6 +167,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pursue each sub-goal for this many times the expert's time to it (> 1: slower than the "
         "expert; lowered so that sub-goals leave the last 20 %% of the episode to the goal); task default "
         "(FetchPush-v4 3, else 1)",
+    )
+    g.add_argument(
+        "--subgoal-rounding",
+        choices=SUBGOAL_ROUNDINGS,
+        default="each",
+        help="how paced sub-goal times become whole planned steps: 'each' rounds every sub-goal's time "
+        "up (close sub-goals take longer, possibly past the episode's end), 'cumulative' rounds the "
+        "switch times (the schedule keeps pace x the expert's time)",
     )
     parser.add_argument(
         "--push-start", default="aligned", choices=PUSH_STARTS, help="push start distribution"
@@ -348,6 +357,7 @@ def run_settings(args: argparse.Namespace, model) -> dict:
         "stop_distance": args.stop_distance,
         "subgoals": args.subgoals,
         "subgoal_pace": args.subgoal_pace if args.subgoals > 1 else None,
+        "subgoal_rounding": args.subgoal_rounding if args.subgoals > 1 else None,
         "push_start": args.push_start if args.task == "push" else None,
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": model.image_size if model is not None else 64,
@@ -428,7 +438,7 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
         else:
             plan = expert_subgoals(
                 env, task, obs, info, settings["subgoals"], settings["max_steps"] * k, k,
-                settings["subgoal_pace"] or 1.0,
+                settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
             )  # fmt: skip
             goals.append([SubGoal(img, steps) for img, steps in plan])
     record = [i < args.save_frames for i in indices]

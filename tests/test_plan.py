@@ -154,6 +154,14 @@ def test_plan_subgoals_follow_the_expert_then_the_goal(tiny_checkpoint, tmp_path
     rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
     trace = rec["subgoal_trace"]
     assert trace[0] == 0 and trace == sorted(trace) and trace[-1] == 2, trace
+    assert json.loads((out / "run_config.json").read_text())["subgoal_rounding"] == "each"
+    # The rounding changes the schedule, so a run continued with the other one is refused.
+    with pytest.raises(SystemExit, match="subgoal_rounding"):
+        _inproc(
+            "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--push-start", "env",
+            "--subgoals", "3", "--episodes", "1", "--samples", "6", "--topk", "2", "--iterations", "1",
+            "--max-steps", "12", "--subgoal-rounding", "cumulative", "--no-progress", "--out", str(out),
+        )  # fmt: skip
     with pytest.raises(SystemExit, match="--subgoals must be >= 1"):
         _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--subgoals", "0",
                 "--out", str(tmp_path / "x"))  # fmt: skip
@@ -169,11 +177,9 @@ def test_subgoal_pace_stretches_the_expert_schedule():
     slow = expert_subgoals(env, "push", obs, info, 4, 400, 2, pace=2.0)  # the cap (80 %) is far
     env.close()
     assert [s for _, s in plain][-1] is None and [s for _, s in slow][-1] is None
-    for (img_a, _), (img_b, _) in zip(plain[:-1], slow[:-1]):
+    for (img_a, a), (img_b, b) in zip(plain[:-1], slow[:-1]):
         np.testing.assert_array_equal(img_a, img_b)  # the same expert frames ...
-    ends_plain = np.cumsum([s for _, s in plain[:-1]])
-    ends_slow = np.cumsum([s for _, s in slow[:-1]])
-    assert np.abs(ends_slow - 2 * ends_plain).max() <= 1, (ends_plain, ends_slow)  # ... twice as long
+        assert 2 * a - 1 <= b <= 2 * a  # ... each pursued about twice as long
     # In a short episode the pace is lowered so that the sub-goals leave 20 % of it to the goal image.
     env = make_env("push", 32)
     obs, info = reset_episode(env, "push", 3, "env")
@@ -182,16 +188,21 @@ def test_subgoal_pace_stretches_the_expert_schedule():
     capped = sum(s for _, s in expert_subgoals(env, "push", obs, info, 4, budget, 2, pace=10.0)[:-1])
     env.close()
     assert 2 * expert_tokens < capped <= 0.8 * budget / 2 + 1, (expert_tokens, capped)
-    # Sub-goals 1-2 token steps apart in an episode the expert's run fills to 80 %: rounding each one's
-    # time up would overrun the episode; the schedule still leaves the goal image its share.
+    # Sub-goals about 1.5 token steps apart in an episode the expert's run fills to 80 %: rounding each
+    # one's time up overruns the sub-goals' share; rounding the switch times keeps it.
     env = make_env("push", 32)
     obs, info = reset_episode(env, "push", 3, "env")
     budget = round(1.25 * 2 * expert_tokens) + 2  # control steps
-    count = max(3, expert_tokens * 2 // 3)  # about 1.5 token steps between sub-goals
-    many = expert_subgoals(env, "push", obs, info, count, budget, 2, pace=3.0)
+    count = max(3, expert_tokens * 2 // 3)
+    each = expert_subgoals(env, "push", obs, info, count, budget, 2, pace=3.0)
+    cumulative = expert_subgoals(env, "push", obs, info, count, budget, 2, pace=3.0, rounding="cumulative")
     env.close()
-    assert len(many) == count and many[-1][1] is None and min(s for _, s in many[:-1]) >= 1
-    assert sum(s for _, s in many[:-1]) <= 0.8 * budget / 2 + 1, ([s for _, s in many], budget)
+    share = 0.8 * budget / 2
+    assert [img.tobytes() for img, _ in each] == [img.tobytes() for img, _ in cumulative]
+    assert len(cumulative) == count and cumulative[-1][1] is None and min(s for _, s in cumulative[:-1]) >= 1
+    assert sum(s for _, s in cumulative[:-1]) <= share + 1 < sum(s for _, s in each[:-1]), (each, budget)
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        expert_subgoals(env, "push", obs, info, 2, 80, 2, rounding="floor")
     with pytest.raises(ValueError, match="pace > 0"):
         expert_subgoals(env, "push", obs, info, 2, 80, 2, pace=0.0)
 
