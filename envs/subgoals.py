@@ -5,8 +5,7 @@ start distribution that drives the gripper through the block. The paper plans su
 sequence of sub-goal images, each pursued for a fixed number of steps. Here the env's scripted expert
 (no noise) is run from the episode's start in a copy of the simulation until it has solved the task and
 stopped; the frames it passes through at evenly spaced times become the sub-goals, and the final goal
-image closes the sequence. The simulation
-is restored afterwards, so the episode itself is unchanged.
+image closes the sequence. The simulation is restored afterwards, so the episode itself is unchanged.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def plan_droid(args: argparse.Namespace) -> dict:
         e_grid = energy_fn(acts)[0].view(n, n, n).numpy()
         best = np.unravel_index(np.argmin(e_grid), e_grid.shape)
         topk = plan_defaults.DEFAULT_TOPK if args.topk is None else args.topk
-        samples = 100 if args.samples is None else args.samples
-        iterations = 3 if args.iterations is None else args.iterations
+        samples = plan_defaults.DEFAULT_SAMPLES if args.samples is None else args.samples
+        iterations = plan_defaults.DEFAULT_ITERATIONS if args.iterations is None else args.iterations
         cfg = CEMConfig.mpc(maxnorm=maxnorm, samples=samples, iterations=iterations, topk=topk)
         (plan,) = CEM(cfg).plan_batch(
             energy_fn, 1, 1, generators=[torch.Generator().manual_seed(args.seed)], score_plan=True

@@ -84,7 +84,8 @@ TASK_DEFAULTS = {
         "subgoal_pace": 3.0,
     },
 }
-DEFAULT_TOPK = 10  # tasks without a default of their own (droid)
+# CEM settings of tasks without a default of their own (droid).
+DEFAULT_SAMPLES, DEFAULT_ITERATIONS, DEFAULT_TOPK = 100, 3, 10
 # DROID camera roles of the model's training data -> the simulator's cameras (as `collect` writes them).
 SIM_CAMERAS = {"left": "exterior_1", "right": "exterior_2", "wrist": "wrist"}
 
@@ -229,9 +230,9 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--episodes must be >= 1, got {args.episodes}")
     defaults = TASK_DEFAULTS.get(args.task, {})
     if args.samples is None:
-        args.samples = defaults.get("samples", 100)
+        args.samples = defaults.get("samples", DEFAULT_SAMPLES)
     if args.iterations is None:
-        args.iterations = defaults.get("iterations", 3)
+        args.iterations = defaults.get("iterations", DEFAULT_ITERATIONS)
     if args.subgoals is None:
         args.subgoals = 1 if args.goal_image else defaults.get("subgoals", 1)
     if args.subgoal_pace is None:

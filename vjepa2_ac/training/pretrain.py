@@ -132,14 +132,14 @@ def pretrain(
         enc = cfg.model.encoder
         aux = cfg.aux_probe_weight > 0 or cfg.manifold_weight > 0
         jepa_on = cfg.jepa_weight > 0
-        geometry, dataset = None, None
+        geometry = None
+        dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
         if cfg.sim_labels:  # an ablation: the simulator record beside each episode
             from vjepa2_ac.datasets.sim_labels import SimLabelClips
 
-            base = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
-            dataset = SimLabelClips(base, cfg.sim_labels)
+            dataset = SimLabelClips(dataset, cfg.sim_labels)
             have = ", ".join(f"{k} in {v}" for k, v in dataset.available.items())
-            print(f"sim_labels (ablation, not label-free): {have} of {len(base.episodes)} episodes")
+            print(f"sim_labels (ablation, not label-free): {have} of {len(dataset.episodes)} episodes")
         if aux:
             from vjepa2_ac.state_probe import StateProbe
 
@@ -148,7 +148,7 @@ def pretrain(
                 tokens=enc.grid**2,
                 probe_weight=cfg.aux_probe_weight,
                 manifold_weight=cfg.manifold_weight,
-                labels=dataset.width if dataset is not None else 0,
+                labels=dataset.width if cfg.sim_labels else 0,
             )
         objective = PretrainObjective(
             encoder, predictor, geometry, jepa_weight=cfg.jepa_weight, loss_exp=cfg.loss_exp
@@ -156,8 +156,6 @@ def pretrain(
         target.to(info.device).eval()
         model = runtime.wrap_ddp(objective, info)
         optimizer, scheduler = build_optimizer(objective, cfg.optim)
-        if dataset is None:
-            dataset = build_dataset(cfg.data, img_size=enc.img_size, tubelet_size=enc.tubelet_size)
         claim_run_dir(
             run_dir,
             cfg,
