@@ -69,9 +69,10 @@ TASK_DEFAULTS = {
     },
     "push": {"control_steps": 40, "control_maxnorm": 0.015, "horizon": 2, "topk": 30},
     # Gymnasium-Robotics Fetch: the env's own 50-step episodes (25 Hz). FetchPush starts the gripper
-    # away from the block, so it plans through 16 sub-goal images of the scripted expert, each pursued for
-    # 3 times the expert's time (the planner moves at half the expert's top speed), with a finer CEM
-    # (200 x 4): a push that misses the block's centre by a centimetre turns it.
+    # away from the block, so it plans through 16 sub-goal images of the scripted expert at the expert's
+    # pace, redrawn from the current scene every 4 planned steps (a block pushed a little differently
+    # leaves sub-goals drawn once behind), with a finer CEM (200 x 4): a push that misses the block's
+    # centre by a centimetre turns it.
     "FetchReach-v4": {"control_steps": 50, "control_maxnorm": 0.025, "horizon": 1, "topk": 10},
     "FetchPush-v4": {
         "control_steps": 50,
@@ -81,7 +82,8 @@ TASK_DEFAULTS = {
         "iterations": 4,
         "topk": 40,
         "subgoals": 16,
-        "subgoal_pace": 3.0,
+        "subgoal_pace": 1.0,
+        "subgoal_refresh": 4,
     },
 }
 # CEM settings of tasks without a default of their own (droid).
@@ -166,8 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="pursue each sub-goal for this many times the expert's time to it (> 1: slower than the "
-        "expert; lowered so that sub-goals leave the last 20 %% of the episode to the goal); task default "
-        "(FetchPush-v4 3, else 1)",
+        "expert; lowered so that sub-goals leave the last 20 %% of the episode to the goal); default 1",
     )
     g.add_argument(
         "--subgoal-rounding",
@@ -176,6 +177,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how paced sub-goal times become whole planned steps: 'each' rounds every sub-goal's time "
         "up (close sub-goals take longer, possibly past the episode's end), 'cumulative' rounds the "
         "switch times (the schedule keeps pace x the expert's time)",
+    )
+    g.add_argument(
+        "--subgoal-refresh",
+        type=int,
+        default=None,
+        metavar="N",
+        help="every N planned steps, redraw the remaining sub-goals: the scripted expert runs again from "
+        "the current scene (closed-loop sub-goals; 0: drawn once at the start); task default "
+        "(FetchPush-v4 4, else 0)",
     )
     parser.add_argument(
         "--push-start", default="aligned", choices=PUSH_STARTS, help="push start distribution"
@@ -237,6 +247,8 @@ def validate_args(args: argparse.Namespace) -> None:
         args.subgoals = 1 if args.goal_image else defaults.get("subgoals", 1)
     if args.subgoal_pace is None:
         args.subgoal_pace = defaults.get("subgoal_pace", 1.0)
+    if args.subgoal_refresh is None:
+        args.subgoal_refresh = defaults.get("subgoal_refresh", 0) if args.subgoals > 1 else 0
     for name in ("samples", "iterations", "batch_episodes", "threads", "subgoals"):
         if getattr(args, name) < 1:
             raise PlanError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -278,6 +290,10 @@ def validate_args(args: argparse.Namespace) -> None:
         raise PlanError(f"--subgoal-pace must be in [0.25, 10], got {args.subgoal_pace}")
     if args.subgoals > 1 and args.goal_image:
         raise PlanError("--subgoals and --goal-image are alternatives; give one")
+    if args.subgoal_refresh < 0:
+        raise PlanError(f"--subgoal-refresh must be >= 0 planned steps (0: off), got {args.subgoal_refresh}")
+    if args.subgoal_refresh and args.subgoals < 2:
+        raise PlanError("--subgoal-refresh redraws sub-goals: it needs --subgoals >= 2")
 
 
 def load_world_model(path: str):
@@ -359,6 +375,7 @@ def run_settings(args: argparse.Namespace, model) -> dict:
         "subgoals": args.subgoals,
         "subgoal_pace": args.subgoal_pace if args.subgoals > 1 else None,
         "subgoal_rounding": args.subgoal_rounding if args.subgoals > 1 else None,
+        "subgoal_refresh": (args.subgoal_refresh or None) if args.subgoals > 1 else None,
         "push_start": args.push_start if args.task == "push" else None,
         "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
         "image_size": model.image_size if model is not None else 64,
@@ -442,6 +459,14 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
                 settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
             )  # fmt: skip
             goals.append([SubGoal(img, steps) for img, steps in plan])
+
+    def redraw(j: int, obs: dict, info: dict, control_steps_left: int) -> list[SubGoal]:
+        plan = expert_subgoals(
+            envs[j], task, obs, info, settings["subgoals"], control_steps_left, k,
+            settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
+        )  # fmt: skip
+        return [SubGoal(img, steps) for img, steps in plan]
+
     record = [i < args.save_frames for i in indices]
     landscape_for = {j for j, i in enumerate(indices) if i < args.landscapes}
 
@@ -467,6 +492,8 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
         k,
         record,
         on_step if landscape_for else None,
+        redraw if settings.get("subgoal_refresh") else None,
+        settings.get("subgoal_refresh") or 0,
     )
     done = []
     for j, (i, tr) in enumerate(zip(indices, traces)):

@@ -371,6 +371,8 @@ def run_lockstep(
     frames_per_step: int,
     record_frames: list[bool] | None = None,
     on_step: Callable[[int, int, np.ndarray, TokenTracker], None] | None = None,
+    redraw: Callable[[int, dict, dict, int], list[SubGoal]] | None = None,
+    redraw_every: int = 0,
 ) -> list[EpisodeTrace]:
     """Run ``len(envs)`` episodes (already reset: ``starts[i] = (obs, info)``) in lockstep.
 
@@ -383,6 +385,9 @@ def run_lockstep(
         record_frames: per episode, whether to keep every frame in the trace.
         on_step: called as ``on_step(episode, step, action, tracker)`` before each action is executed
             (the environment is still in the state the action was planned from; used for landscapes).
+        redraw: with ``redraw_every > 0``, called as ``redraw(episode, obs, info, control_steps_left)``
+            after every ``redraw_every``-th token step of an episode that has not ended; its sub-goals
+            replace the episode's, and the first of them is pursued at once (closed-loop sub-goals).
     """
     n = len(envs)
     if not (len(starts) == len(goals) == len(seeds) == n):
@@ -390,6 +395,11 @@ def run_lockstep(
             f"run_lockstep: {n} envs, {len(seeds)} seeds, {len(starts)} starts and {len(goals)} goal lists"
         )
     record_frames = record_frames or [False] * n
+    if redraw_every < 0 or (redraw_every > 0 and redraw is None):
+        raise ValueError(
+            f"run_lockstep: redraw_every must be 0, or > 0 with a redraw callback, got {redraw_every}"
+        )
+    goals = list(goals)  # redraws replace entries; the caller's list stays as given
     tracker = TokenTracker(n, frames_per_step)
     traces = [EpisodeTrace() for _ in range(n)]
     policy.reset(seeds)
@@ -431,7 +441,11 @@ def run_lockstep(
             if done:
                 active.remove(i)
                 continue
-            if left[i] is not None:
+            if redraw_every and (step + 1) % redraw_every == 0:
+                goals[i] = redraw(i, obs, info, (max_steps - step - 1) * frames_per_step)
+                current[i], left[i] = 0, goals[i][0].steps
+                switched.append(i)
+            elif left[i] is not None:
                 left[i] -= 1
                 if left[i] == 0 and current[i] + 1 < len(goals[i]):
                     current[i] += 1

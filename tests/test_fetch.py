@@ -173,3 +173,18 @@ def test_shipped_fetch_model_reaches(tmp_path):
     )  # fmt: skip
     rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
     assert rec["success"] and rec["final_distance"] < 0.03 < rec["initial_distance"], rec["distance_trace"]
+
+
+@needs_fetch
+def test_shipped_fetch_model_pushes_with_closed_loop_subgoals(tmp_path):
+    out = tmp_path / "push"
+    _cli(
+        "plan", "--checkpoint", "pretrained-fetch", "--env", "FetchPush-v4", "--episodes", "1",
+        "--seed", "1019", "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    config = json.loads((out / "run_config.json").read_text())
+    assert (config["subgoals"], config["subgoal_pace"], config["subgoal_refresh"]) == (16, 1.0, 4)
+    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
+    # Redrawn every 4 planned steps: each redraw starts again at the first of its sub-goals.
+    assert all(rec["subgoal_trace"][j] == 0 for j in range(4, rec["steps"], 4)), rec["subgoal_trace"]
+    assert rec["success"] and rec["final_distance"] < 0.05 < rec["initial_distance"], rec["distance_trace"]

@@ -167,6 +167,25 @@ def test_plan_subgoals_follow_the_expert_then_the_goal(tiny_checkpoint, tmp_path
                 "--out", str(tmp_path / "x"))  # fmt: skip
 
 
+def test_plan_subgoal_refresh_redraws_from_the_current_scene(tiny_checkpoint, tmp_path):
+    out = tmp_path / "refresh"
+    _inproc(
+        "plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--push-start", "env", "--subgoals", "4",
+        "--subgoal-refresh", "3", "--episodes", "1", "--samples", "6", "--topk", "2", "--iterations", "1",
+        "--max-steps", "9", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    assert json.loads((out / "run_config.json").read_text())["subgoal_refresh"] == 3
+    trace = json.loads((out / "episodes" / "ep_0000.json").read_text())["subgoal_trace"]
+    # Each redraw (after planned steps 3 and 6) starts a fresh list: the steps after it pursue its first.
+    assert len(trace) == 9 and trace[3] == 0 and trace[6] == 0, trace
+    with pytest.raises(SystemExit, match="--subgoal-refresh redraws sub-goals"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "reach", "--subgoal-refresh", "2",
+                "--out", str(tmp_path / "x"))  # fmt: skip
+    with pytest.raises(SystemExit, match="--subgoal-refresh must be >= 0"):
+        _inproc("plan", "--checkpoint", tiny_checkpoint, "--task", "push", "--subgoals", "3",
+                "--subgoal-refresh", "-1", "--out", str(tmp_path / "y"))  # fmt: skip
+
+
 def test_subgoal_pace_stretches_the_expert_schedule():
     from vjepa2_ac.envs.starts import make_env, reset_episode
     from vjepa2_ac.envs.subgoals import expert_subgoals

@@ -236,3 +236,49 @@ def test_lockstep_switches_subgoals_after_their_steps():
     traces = run_lockstep(spy, envs, [0, 1], starts, goals, 5, 1)
     assert spy.seen == [([0, 1], [1, 3]), ([0], [2]), ([0], [3])]
     assert traces[0].subgoal == [0, 0, 1, 2, 2] and traces[1].subgoal == [0] * 5
+
+
+def test_lockstep_redraws_subgoals_every_n_steps():
+    """With a redraw callback, every N-th token step replaces the episode's sub-goals with fresh ones
+    (given the current observation and the control steps left) and pursues the first of them at once."""
+    import gymnasium as gym
+
+    import vjepa2_ac.envs  # noqa: F401
+    from vjepa2_ac.planners.lockstep import SubGoal, run_lockstep
+
+    class Spy:
+        def __init__(self):
+            self.seen = []
+            spy = self
+
+            class Goals:
+                def set(self, episodes, images):
+                    spy.seen.append((list(episodes), [int(im[0, 0, 0]) for im in images]))
+
+            self.goals = Goals()
+
+        def reset(self, seeds):
+            pass
+
+        def act(self, active, tracker):
+            return np.zeros((len(active), 7), np.float32), np.zeros(len(active)), None
+
+    env = gym.make("vjepa2_ac/Reach-v0", image_size=16)
+    start = env.reset(seed=0)
+    img = [np.full((16, 16, 3), v, np.uint8) for v in range(10)]
+    calls = []
+
+    def redraw(i, obs, info, left):
+        calls.append((i, left, obs["image"].shape, "distance" in info))
+        return [SubGoal(img[len(calls) + 4], 5), SubGoal(img[9])]
+
+    goals = [[SubGoal(img[1], 1), SubGoal(img[2], 1), SubGoal(img[3])]]
+    spy = Spy()
+    (tr,) = run_lockstep(spy, [env], [0], [start], goals, 7, 2, redraw=redraw, redraw_every=3)
+    # Steps 0-2 follow the drawn schedule; after steps 2 and 5 (12 and 6 control steps left) it is redrawn.
+    assert calls == [(0, 8, (16, 16, 3), True), (0, 2, (16, 16, 3), True)]
+    assert spy.seen == [([0], [1]), ([0], [2]), ([0], [3]), ([0], [5]), ([0], [6])]
+    assert tr.subgoal == [0, 1, 2, 0, 0, 0, 0]
+    assert [g.image[0, 0, 0] for g in goals[0]] == [1, 2, 3]  # the caller's list is left as given
+    with pytest.raises(ValueError, match="redraw_every"):
+        run_lockstep(spy, [env], [0], [start], goals, 2, 2, redraw_every=2)
