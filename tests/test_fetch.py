@@ -164,27 +164,26 @@ def test_shipped_fetch_model_is_label_free_and_recorded_at_25_hz():
     ]
 
 
+def _plan_shipped(env_id: str, seed: int, out) -> tuple[dict, dict]:
+    """One episode of `plan` with the shipped Fetch model and the task's defaults: (run config, record)."""
+    _cli(
+        "plan", "--checkpoint", "pretrained-fetch", "--env", env_id, "--episodes", "1", "--seed", str(seed),
+        "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    config = json.loads((out / "run_config.json").read_text())
+    return config, json.loads((out / "episodes" / "ep_0000.json").read_text())
+
+
 @needs_fetch
 def test_shipped_fetch_model_reaches(tmp_path):
-    out = tmp_path / "reach"
-    _cli(
-        "plan", "--checkpoint", "pretrained-fetch", "--env", "FetchReach-v4", "--episodes", "1",
-        "--seed", "7", "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
-    )  # fmt: skip
-    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
+    _, rec = _plan_shipped("FetchReach-v4", 7, tmp_path / "reach")
     assert rec["success"] and rec["final_distance"] < 0.03 < rec["initial_distance"], rec["distance_trace"]
 
 
 @needs_fetch
 def test_shipped_fetch_model_pushes_with_closed_loop_subgoals(tmp_path):
-    out = tmp_path / "push"
-    _cli(
-        "plan", "--checkpoint", "pretrained-fetch", "--env", "FetchPush-v4", "--episodes", "1",
-        "--seed", "1019", "--landscapes", "0", "--save-frames", "0", "--no-progress", "--out", str(out),
-    )  # fmt: skip
-    config = json.loads((out / "run_config.json").read_text())
+    config, rec = _plan_shipped("FetchPush-v4", 1019, tmp_path / "push")
     assert (config["subgoals"], config["subgoal_pace"], config["subgoal_refresh"]) == (16, 1.0, 4)
-    rec = json.loads((out / "episodes" / "ep_0000.json").read_text())
     # Redrawn every 4 planned steps: each redraw starts again at the first of its sub-goals.
     assert all(rec["subgoal_trace"][j] == 0 for j in range(4, rec["steps"], 4)), rec["subgoal_trace"]
     assert rec["success"] and rec["final_distance"] < 0.05 < rec["initial_distance"], rec["distance_trace"]

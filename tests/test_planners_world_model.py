@@ -203,6 +203,27 @@ def test_simulated_candidates_leave_the_episode_untouched_and_the_oracle_beats_r
     assert len(tr.distance) == 11 and tr.steps == 5  # 5 token steps of 2 control steps
 
 
+class _GoalSpy:
+    """A lockstep policy that plans zero actions and records the goal images each episode is given (as
+    the first pixel's value)."""
+
+    def __init__(self):
+        self.seen = []
+        spy = self
+
+        class Goals:
+            def set(self, episodes, images):
+                spy.seen.append((list(episodes), [int(im[0, 0, 0]) for im in images]))
+
+        self.goals = Goals()
+
+    def reset(self, seeds):
+        pass
+
+    def act(self, active, tracker):
+        return np.zeros((len(active), 7), np.float32), np.zeros(len(active)), None
+
+
 def test_lockstep_switches_subgoals_after_their_steps():
     """Each episode pursues its sub-goals in order for their number of steps; the last until the end."""
     import gymnasium as gym
@@ -210,29 +231,11 @@ def test_lockstep_switches_subgoals_after_their_steps():
     import vjepa2_ac.envs  # noqa: F401
     from vjepa2_ac.planners.lockstep import SubGoal, run_lockstep
 
-    class Spy:
-        """Records the goal image each episode is given; plans zero actions."""
-
-        def __init__(self):
-            self.seen = []
-
-            class Goals:
-                def set(inner, episodes, images):
-                    self.seen.append((list(episodes), [int(im[0, 0, 0]) for im in images]))
-
-            self.goals = Goals()
-
-        def reset(self, seeds):
-            pass
-
-        def act(self, active, tracker):
-            return np.zeros((len(active), 7), np.float32), np.zeros(len(active)), None
-
     envs = [gym.make("vjepa2_ac/Reach-v0", image_size=16) for _ in range(2)]
     starts = [e.reset(seed=i) for i, e in enumerate(envs)]
     img = [np.full((16, 16, 3), v, np.uint8) for v in (1, 2, 3)]
     goals = [[SubGoal(img[0], 2), SubGoal(img[1], 1), SubGoal(img[2])], [SubGoal(img[2])]]
-    spy = Spy()
+    spy = _GoalSpy()
     traces = run_lockstep(spy, envs, [0, 1], starts, goals, 5, 1)
     assert spy.seen == [([0, 1], [1, 3]), ([0], [2]), ([0], [3])]
     assert traces[0].subgoal == [0, 0, 1, 2, 2] and traces[1].subgoal == [0] * 5
@@ -246,23 +249,6 @@ def test_lockstep_redraws_subgoals_every_n_steps():
     import vjepa2_ac.envs  # noqa: F401
     from vjepa2_ac.planners.lockstep import SubGoal, run_lockstep
 
-    class Spy:
-        def __init__(self):
-            self.seen = []
-            spy = self
-
-            class Goals:
-                def set(self, episodes, images):
-                    spy.seen.append((list(episodes), [int(im[0, 0, 0]) for im in images]))
-
-            self.goals = Goals()
-
-        def reset(self, seeds):
-            pass
-
-        def act(self, active, tracker):
-            return np.zeros((len(active), 7), np.float32), np.zeros(len(active)), None
-
     env = gym.make("vjepa2_ac/Reach-v0", image_size=16)
     start = env.reset(seed=0)
     img = [np.full((16, 16, 3), v, np.uint8) for v in range(10)]
@@ -273,7 +259,7 @@ def test_lockstep_redraws_subgoals_every_n_steps():
         return [SubGoal(img[len(calls) + 4], 5), SubGoal(img[9])]
 
     goals = [[SubGoal(img[1], 1), SubGoal(img[2], 1), SubGoal(img[3])]]
-    spy = Spy()
+    spy = _GoalSpy()
     (tr,) = run_lockstep(spy, [env], [0], [start], goals, 7, 2, redraw=redraw, redraw_every=3)
     # Steps 0-2 follow the drawn schedule; after steps 2 and 5 (12 and 6 control steps left) it is redrawn.
     assert calls == [(0, 8, (16, 16, 3), True), (0, 2, (16, 16, 3), True)]
