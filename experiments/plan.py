@@ -447,25 +447,24 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
     from vjepa2_ac.envs.subgoals import expert_subgoals
 
     task, method, k = settings["task"], settings["method"], settings["frames_per_step"]
+
+    def draw_subgoals(j: int, obs: dict, info: dict, control_steps: int) -> list[SubGoal]:
+        """Episode ``j``'s sub-goals from the scene ``(obs, info)`` over ``control_steps``; at the start
+        and, with ``subgoal_refresh``, at every redraw."""
+        plan = expert_subgoals(
+            envs[j], task, obs, info, settings["subgoals"], control_steps, k,
+            settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
+        )  # fmt: skip
+        return [SubGoal(img, steps) for img, steps in plan]
+
     starts, goals = [], []
-    for env, i in zip(envs, indices):
+    for j, (env, i) in enumerate(zip(envs, indices)):
         obs, info = reset_episode(env, task, args.seed + i, settings["push_start"] or "aligned")
         starts.append((obs, info))
         if goal_override is not None:
             goals.append([SubGoal(goal_override)])
         else:
-            plan = expert_subgoals(
-                env, task, obs, info, settings["subgoals"], settings["max_steps"] * k, k,
-                settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
-            )  # fmt: skip
-            goals.append([SubGoal(img, steps) for img, steps in plan])
-
-    def redraw(j: int, obs: dict, info: dict, control_steps_left: int) -> list[SubGoal]:
-        plan = expert_subgoals(
-            envs[j], task, obs, info, settings["subgoals"], control_steps_left, k,
-            settings["subgoal_pace"] or 1.0, settings["subgoal_rounding"] or "each",
-        )  # fmt: skip
-        return [SubGoal(img, steps) for img, steps in plan]
+            goals.append(draw_subgoals(j, obs, info, settings["max_steps"] * k))
 
     record = [i < args.save_frames for i in indices]
     landscape_for = {j for j, i in enumerate(indices) if i < args.landscapes}
@@ -492,8 +491,8 @@ def run_batch(policy, envs, indices: list[int], args, settings: dict, model, out
         k,
         record,
         on_step if landscape_for else None,
-        redraw if settings.get("subgoal_refresh") else None,
-        settings.get("subgoal_refresh") or 0,
+        draw_subgoals,
+        settings["subgoal_refresh"] or 0,
     )
     done = []
     for j, (i, tr) in enumerate(zip(indices, traces)):
